@@ -1,0 +1,32 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+# Both create .venv on first use and install the pinned dependencies from pyproject.toml.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= data/demo
+SEED ?= 0
+
+.PHONY: demo test venv clean-demo
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m shard_tools synth --out $(DEMO_DIR)/raw --seed $(SEED)
+	$(PY) -m shard_tools build-shards --format csv --annotations $(DEMO_DIR)/raw/annotations.csv \
+		--labels $(DEMO_DIR)/raw/labels.csv --root $(DEMO_DIR)/raw --name synth \
+		--out $(DEMO_DIR)/shards --workers 2 --seed $(SEED)
+	$(PY) -m shard_tools verify $(DEMO_DIR)/shards
+	$(PY) -m shard_tools inspect $(DEMO_DIR)/shards
+
+test: $(STAMP)
+	$(PY) -m pytest -q -ra tests
+
+clean-demo:
+	rm -rf $(DEMO_DIR)

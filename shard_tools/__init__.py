@@ -1,0 +1,1 @@
+"""Pack video datasets into verified webdataset shards for DALI (build, verify, inspect, synth)."""

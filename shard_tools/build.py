@@ -1,0 +1,308 @@
+"""`shard_tools build-shards`: re-encode a dataset in parallel and pack it into shuffled, indexed shards.
+
+Resumable by construction: every split is shuffled with the seed, a sample's key is its position in that
+order, and a shard is finished once its `.idx` exists. A re-run keeps finished shards and re-encodes only
+the positions that no finished shard covers (a killed run, or a deleted shard), into the same shard numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from shard_tools import inputs as annotations
+from shard_tools.encode import ENCODERS, EncodeOptions, VideoRejected, reencode
+from shard_tools.shards import (
+    Sample, ShardWriter, atomic_write_bytes, atomic_write_json, decode_info, failures_path, index_keys,
+    key_position, manifest_path, read_index, read_member, sample_key, shard_stem,
+)
+
+FORMATS = ("kinetics", "ucf101", "hmdb51", "csv", "folder")
+console = Console(stderr=True)
+
+
+@dataclass(frozen=True)
+class EncodeTask:
+    position: int
+    key: str
+    video: annotations.VideoInput
+    label: int
+    label_name: str
+    options: EncodeOptions
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Positions [start, end) to encode into shards numbered from `first_number`, at most `last_number`."""
+    first_number: int
+    start: int
+    end: int
+    last_number: int | None
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "build-shards", help="re-encode videos and pack them into webdataset shards",
+        description="Re-encode every video of a dataset with PyAV and pack the splits into shuffled webdataset "
+                    "tar shards with DALI index files and a manifest. Bad videos are reported, never fatal.",
+    )
+    parser.add_argument("--format", choices=FORMATS, required=True, help="annotation format of the dataset")
+    parser.add_argument("--annotations", type=Path,
+                        help="annotation CSV (kinetics, csv) or the folder of official split lists (ucf101, hmdb51)")
+    parser.add_argument("--root", type=Path, required=True, help="folder the video paths are relative to")
+    parser.add_argument("--labels", type=Path,
+                        help="class list CSV 'id,name'; without it the sorted class names are used and written out")
+    parser.add_argument("--name", required=True, help="dataset name used in shard file names, e.g. k400")
+    parser.add_argument("--out", type=Path, required=True, help="output folder for shards and manifests")
+    parser.add_argument("--split", action="append",
+                        help="build only these splits (repeatable); default: every split in the annotations")
+    parser.add_argument("--split-id", type=int, default=1, help="official split number for ucf101/hmdb51")
+    parser.add_argument("--split-name", default="train", help="split name for --format folder")
+    parser.add_argument("--path-template", default=annotations.KINETICS_TEMPLATE,
+                        help="kinetics file name under --root, with {label} {youtube_id} {time_start} {time_end} {split}")
+    parser.add_argument("--use-time-window", action="store_true",
+                        help="kinetics: cut [time_start, time_end) out of full-length source videos")
+    parser.add_argument("--codec", choices=sorted(ENCODERS), default="vp9",
+                        help="vp9 decodes with DALI on CPU and GPU; h264 needs a GPU to decode in DALI")
+    parser.add_argument("--short-side", type=int, default=256, help="resize so the short side is this (0: keep)")
+    parser.add_argument("--fps-cap", type=float, help="drop frames above this frame rate")
+    parser.add_argument("--gop", type=int, default=16, help="fixed closed GOP length in frames")
+    parser.add_argument("--crf", type=int, help="quality (vp9 default 32, h264 default 23)")
+    parser.add_argument("--min-frames", type=int, default=8, help="reject videos with fewer frames")
+    parser.add_argument("--max-samples", type=int, default=1000, help="samples per shard at most")
+    parser.add_argument("--max-bytes", type=float, default=512e6, help="bytes per shard at most (approximate)")
+    parser.add_argument("--workers", type=int, default=1, help="encoding processes")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the shuffle across shards")
+    parser.add_argument("--strict", action="store_true", help="exit non-zero when any video failed")
+    parser.set_defaults(run=run)
+
+
+def load_dataset(args: argparse.Namespace) -> tuple[list[annotations.VideoInput], list[str], bool]:
+    """Inputs and class list; the flag says whether the class list was derived here (and must be written)."""
+    official_classes: list[str] | None = None
+    if args.format in ("kinetics", "csv", "ucf101", "hmdb51") and args.annotations is None:
+        raise annotations.AnnotationError(f"--format {args.format} needs --annotations")
+    if args.format == "kinetics":
+        inputs = annotations.read_kinetics(args.annotations, args.root, args.path_template)
+    elif args.format == "ucf101":
+        inputs, official_classes = annotations.read_ucf101(args.annotations, args.root, args.split_id)
+    elif args.format == "hmdb51":
+        inputs, official_classes = annotations.read_hmdb51(args.annotations, args.root, args.split_id)
+    elif args.format == "csv":
+        inputs = annotations.read_generic_csv(args.annotations, args.root)
+    else:
+        inputs = annotations.read_folder(args.root, args.split_name)
+    if args.labels is not None:
+        return inputs, annotations.read_labels_csv(args.labels), False
+    return inputs, official_classes or annotations.derive_classes(inputs), True
+
+
+def encode_one(task: EncodeTask) -> Sample | dict:
+    """Worker: a finished `Sample`, or a failure record naming the input and the reason."""
+    window = None
+    if task.video.time_start is not None and task.video.time_end is not None:
+        window = (task.video.time_start, task.video.time_end)
+    try:
+        encoded = reencode(task.video.path, task.options, window)
+    except VideoRejected as error:
+        return {"position": task.position, "key": task.key, "path": task.video.path,
+                "reason": error.reason, "detail": error.detail}
+    except Exception as error:  # a decoder can fail in ways PyAV does not classify; report, never stop the build
+        return {"position": task.position, "key": task.key, "path": task.video.path,
+                "reason": "undecodable", "detail": f"{type(error).__name__}: {error}"}
+    meta = {
+        "key": task.key, "label": task.label, "label_name": task.label_name, "split": task.video.split,
+        "source": task.video.path, "source_id": task.video.source_id, "fps": encoded.fps,
+        "duration": round(encoded.duration, 4), "num_frames": encoded.num_frames,
+        "height": encoded.height, "width": encoded.width, "source_fps": encoded.source_fps,
+        "source_size": list(encoded.source_size), "time_window": list(window) if window else None,
+        "encode": {"codec": task.options.codec, "gop": task.options.gop, "short_side": task.options.short_side,
+                   "fps_cap": task.options.fps_cap, "crf": task.options.crf},
+    }
+    return Sample(task.key, encoded.data, task.label, encoded.num_frames, encoded.height, encoded.width, meta)
+
+
+def finished_shards(out: Path, name: str, split: str) -> dict[int, list[int]]:
+    """Shard number -> sample positions, for every shard whose tar and index both exist."""
+    finished = {}
+    for idx_path in sorted(out.glob(f"{name}-{split}-[0-9]*.idx")):
+        number = int(idx_path.stem.rsplit("-", 1)[1])
+        if idx_path.with_suffix(".tar").exists():
+            finished[number] = [key_position(key) for key in index_keys(idx_path)]
+    return finished
+
+
+def plan_gaps(finished: dict[int, list[int]], num_inputs: int) -> list[Gap]:
+    """The position ranges no finished shard covers, each bounded by the finished shards around it."""
+    gaps, next_position, number = [], 0, 0
+    for finished_number in sorted(finished) + [None]:
+        if finished_number is None:
+            if next_position < num_inputs:
+                gaps.append(Gap(number, next_position, num_inputs, None))
+            break
+        positions = finished[finished_number]
+        if finished_number > number and next_position < min(positions):
+            gaps.append(Gap(number, next_position, min(positions), finished_number - 1))
+        next_position, number = max(positions) + 1, finished_number + 1
+    return gaps
+
+
+def write_gaps(gaps: list[Gap], results: Iterator[Sample | dict], out: Path,
+               name: str, split: str, limits: tuple[int, float], on_result) -> list[dict]:
+    """Stream encoded samples into shards, rolling over at the limits; returns the new failures."""
+    failures, max_samples, max_bytes = [], *limits
+    for gap in gaps:
+        number, writer = gap.first_number, None
+        for _ in range(gap.end - gap.start):
+            result = next(results)
+            on_result(result)
+            if isinstance(result, dict):
+                failures.append(result)
+                continue
+            if writer is None:
+                writer = ShardWriter(out / f"{shard_stem(name, split, number)}.tar")
+            writer.add(result)
+            may_roll = gap.last_number is None or number < gap.last_number
+            if may_roll and (writer.samples >= max_samples or writer.bytes >= max_bytes):
+                writer.finish()
+                writer, number = None, number + 1
+        if writer is not None:
+            writer.finish()
+    return failures
+
+
+def split_statistics(out: Path, name: str, split: str, classes: list[str]) -> dict:
+    """Counts and frame statistics read back from the finished shards (covers resumed shards too)."""
+    shards, counts, frames, sizes = [], [0] * len(classes), [], Counter()
+    for idx_path in sorted(out.glob(f"{name}-{split}-[0-9]*.idx")):
+        tar_path = idx_path.with_suffix(".tar")
+        entries = read_index(idx_path)
+        with open(tar_path, "rb") as handle:
+            for components in entries.values():
+                info = decode_info(read_member(handle, *components["info"]))
+                counts[info["label"]] += 1
+                frames.append(info["num_frames"])
+                sizes[f"{info['width']}x{info['height']}"] += 1
+        keys = list(entries)
+        shards.append({"tar": tar_path.name, "idx": idx_path.name, "samples": len(keys),
+                       "bytes": tar_path.stat().st_size, "first_key": keys[0], "last_key": keys[-1]})
+    frame_stats = {"min": min(frames), "median": statistics.median(frames), "max": max(frames)} if frames else None
+    return {"shards": shards, "counts_per_class": dict(zip(classes, counts)), "frames_per_clip": frame_stats,
+            "resolutions": dict(sizes.most_common(5)), "num_samples": sum(counts)}
+
+
+def build_split(split: str, items: list[tuple[annotations.VideoInput, int]], classes: list[str],
+                args: argparse.Namespace, options: EncodeOptions, pool, progress: Progress) -> dict:
+    order = list(range(len(items)))
+    random.Random(f"{args.seed}:{split}").shuffle(order)
+    tasks = [EncodeTask(position, sample_key(args.name, split, position), items[source][0], items[source][1],
+                        classes[items[source][1]], options)
+             for position, source in enumerate(order)]
+    finished = finished_shards(args.out, args.name, split)
+    gaps = plan_gaps(finished, len(tasks))
+    pending = [task for gap in gaps for task in tasks[gap.start:gap.end]]
+    failure_file = failures_path(args.out, args.name, split)
+    redone = {task.position for task in pending}
+    kept_failures = [record for record in _read_jsonl(failure_file) if record["position"] not in redone]
+
+    task_id = progress.add_task(split, total=len(pending), failed=0, rate="-")
+    started, counters = time.monotonic(), {"done": 0, "failed": 0}
+
+    def on_result(result: Sample | dict) -> None:
+        counters["done"] += 1
+        counters["failed"] += isinstance(result, dict)
+        rate = counters["done"] / max(time.monotonic() - started, 1e-6)
+        progress.update(task_id, advance=1, failed=counters["failed"], rate=f"{rate:.1f}")
+
+    results = pool.imap(encode_one, pending, chunksize=1) if pool else map(encode_one, pending)
+    new_failures = write_gaps(gaps, iter(results), args.out, args.name, split,
+                              (args.max_samples, args.max_bytes), on_result)
+    failures = sorted(kept_failures + new_failures, key=lambda record: record["position"])
+    atomic_write_bytes(failure_file, "".join(json.dumps(record) + "\n" for record in failures).encode())
+
+    manifest = {
+        "name": args.name, "split": split, "classes": classes, "num_classes": len(classes),
+        "num_inputs": len(tasks), "num_failed": len(failures), "seed": args.seed,
+        "encode": options.describe(), "skipped_finished_shards": len(finished), "encoded_now": len(pending),
+        **split_statistics(args.out, args.name, split, classes), "failures": failures,
+    }
+    if manifest["num_samples"] + manifest["num_failed"] != manifest["num_inputs"]:
+        raise RuntimeError(
+            f"{split}: {manifest['num_samples']} written + {manifest['num_failed']} failed != "
+            f"{manifest['num_inputs']} inputs; the shards in {args.out} do not belong to these annotations "
+            "or this seed: remove them and rebuild"
+        )
+    atomic_write_json(manifest_path(args.out, args.name, split), manifest)
+    return manifest
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        inputs, classes, derived = load_dataset(args)
+        label_ids = annotations.label_ids(inputs, classes, str(args.annotations or args.root))
+    except (annotations.AnnotationError, OSError) as error:
+        console.print(f"[red]build-shards: {error}")
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    if derived:
+        annotations.write_labels_csv(args.out / f"{args.name}-classes.csv", classes)
+    options = EncodeOptions(codec=args.codec, short_side=args.short_side, fps_cap=args.fps_cap, gop=args.gop,
+                            crf=args.crf, min_frames=args.min_frames, use_time_window=args.use_time_window)
+    by_split: dict[str, list[tuple[annotations.VideoInput, int]]] = {}
+    for item, label in zip(inputs, label_ids):
+        by_split.setdefault(item.split, []).append((item, label))
+    wanted = [s for group in args.split for s in group.split(",")] if args.split else sorted(by_split)
+    missing = [split for split in wanted if split not in by_split]
+    if missing:
+        console.print(f"[red]build-shards: no inputs for split(s) {missing}; the annotations have {sorted(by_split)}")
+        return 2
+
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]} videos/s"), TimeRemainingColumn(),
+               TextColumn("failed: {task.fields[failed]}"))
+    pool = get_context("spawn").Pool(args.workers) if args.workers > 1 else None
+    try:
+        with Progress(*columns, console=console) as progress:
+            manifests = [build_split(split, by_split[split], classes, args, options, pool, progress)
+                         for split in wanted]
+    finally:
+        if pool:
+            pool.close()
+            pool.join()
+    print_summary(manifests, args.out)
+    written = sum(m["num_samples"] for m in manifests)
+    failed = sum(m["num_failed"] for m in manifests)
+    return 1 if written == 0 or (args.strict and failed) else 0
+
+
+def print_summary(manifests: list[dict], out: Path) -> None:
+    table = Table(title=f"shards in {out}")
+    for column in ("split", "inputs", "written", "failed", "shards", "MB", "re-encoded"):
+        table.add_column(column, justify="right")
+    for m in manifests:
+        table.add_row(m["split"], str(m["num_inputs"]), str(m["num_samples"]), str(m["num_failed"]),
+                      str(len(m["shards"])), f"{sum(s['bytes'] for s in m['shards']) / 1e6:.1f}",
+                      str(m["encoded_now"]))
+    Console().print(table)
+    for m in manifests:
+        for failure in m["failures"][:20]:
+            console.print(f"[yellow]failed[/] {failure['path']}: {failure['reason']} ({failure['detail']})")
+        if len(m["failures"]) > 20:
+            console.print(f"[yellow]... {len(m['failures']) - 20} more in {m['name']}-{m['split']}.failures.jsonl")

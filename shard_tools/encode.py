@@ -1,0 +1,155 @@
+"""Re-encode one source video with PyAV: short-side resize, fps cap, time window, fixed closed GOP, no audio."""
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from typing import Iterator
+
+import av
+
+# Encoder settings per codec. VP9 must not use alt-ref (hidden) frames: DALI's CPU decoder rejects them.
+ENCODERS = {
+    "vp9": ("libvpx-vp9", "yuv420p"),
+    "h264": ("libx264", "yuv420p"),
+    "mjpeg": ("mjpeg", "yuvj420p"),
+}
+DEFAULT_CRF = {"vp9": 32, "h264": 23, "mjpeg": 0}
+
+
+class VideoRejected(Exception):
+    """A source video that cannot go into a shard; `reason` is a short machine-friendly tag."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    codec: str = "vp9"
+    short_side: int = 256
+    fps_cap: float | None = None
+    gop: int = 16
+    crf: int | None = None
+    min_frames: int = 8
+    use_time_window: bool = False
+
+    def encoder_options(self) -> dict[str, str]:
+        crf = str(DEFAULT_CRF[self.codec] if self.crf is None else self.crf)
+        if self.codec == "vp9":
+            return {"deadline": "good", "cpu-used": "5", "crf": crf, "b": "0", "auto-alt-ref": "0",
+                    "lag-in-frames": "0", "keyint_min": str(self.gop)}
+        if self.codec == "h264":
+            return {"preset": "veryfast", "crf": crf,
+                    "x264-params": f"keyint={self.gop}:min-keyint={self.gop}:scenecut=0:open-gop=0"}
+        return {"qmin": "2", "qmax": "4"}
+
+    def describe(self) -> dict:
+        return {**asdict(self), "encoder": ENCODERS[self.codec][0], "encoder_options": self.encoder_options()}
+
+
+@dataclass(frozen=True)
+class EncodedVideo:
+    data: bytes
+    num_frames: int
+    height: int
+    width: int
+    fps: float
+    duration: float
+    source_fps: float
+    source_size: tuple[int, int]
+
+
+def output_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """Scale so the short side is `short_side` (0 keeps the size); both sides even for yuv420p."""
+    if short_side > 0:
+        scale = short_side / min(width, height)
+        width, height = round(width * scale), round(height * scale)
+    return max(2, width - width % 2), max(2, height - height % 2)
+
+
+def _open_source(path: str) -> av.container.InputContainer:
+    if not os.path.exists(path):
+        raise VideoRejected("missing", f"file not found: {path}")
+    if os.path.getsize(path) == 0:
+        raise VideoRejected("empty", f"zero-byte file: {path}")
+    try:
+        container = av.open(path)
+    except (av.error.FFmpegError, UnicodeDecodeError) as error:
+        raise VideoRejected("not-a-video", f"cannot open {path} (corrupt, truncated or not a video): {error}") from error
+    if not container.streams.video:
+        container.close()
+        if not container.streams:
+            raise VideoRejected("not-a-video", f"{path} has no media streams")
+        raise VideoRejected("no-video-stream", f"{path} has no video stream (only {len(container.streams)} other)")
+    return container
+
+
+def _selected_frames(container: av.container.InputContainer, source_rate: Fraction, out_rate: Fraction,
+                     window: tuple[float, float] | None) -> Iterator[av.VideoFrame]:
+    """Decoded frames inside the time window, thinned to `out_rate` by timestamp."""
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    next_tick = 0
+    first_time = None
+    for index, frame in enumerate(container.decode(stream)):
+        time = frame.time if frame.time is not None else index / float(source_rate)
+        if window is not None and (time < window[0] or time >= window[1]):
+            if time >= window[1]:
+                return
+            continue
+        first_time = time if first_time is None else first_time
+        # Half a frame of slack: container timestamps are rounded (e.g. to milliseconds in MKV).
+        if out_rate == source_rate or (time - first_time) * out_rate >= next_tick - 0.5:
+            next_tick += 1
+            yield frame
+
+
+def reencode(path: str, options: EncodeOptions, window: tuple[float, float] | None = None) -> EncodedVideo:
+    """Decode `path` and encode it as a shard-ready MP4; raise `VideoRejected` with the reason otherwise."""
+    container = _open_source(path)
+    with container:
+        stream = container.streams.video[0]
+        source_rate = Fraction(stream.average_rate or stream.guessed_rate or 25).limit_denominator(1001)
+        out_rate = source_rate
+        if options.fps_cap and source_rate > options.fps_cap:
+            out_rate = Fraction(options.fps_cap).limit_denominator(1001)
+        source_size = (stream.codec_context.width, stream.codec_context.height)
+        width, height = output_size(*source_size, options.short_side)
+        encoder, pix_fmt = ENCODERS[options.codec]
+        buffer = io.BytesIO()
+        written = 0
+        try:
+            with av.open(buffer, "w", format="mp4") as output:
+                out_stream = output.add_stream(encoder, rate=out_rate, options=options.encoder_options())
+                out_stream.width, out_stream.height, out_stream.pix_fmt = width, height, pix_fmt
+                out_stream.codec_context.gop_size = options.gop
+                out_stream.thread_count = 1  # deterministic bytes, and parallelism comes from --workers
+                active_window = window if options.use_time_window else None
+                for frame in _selected_frames(container, source_rate, out_rate, active_window):
+                    image = frame.reformat(width=width, height=height, format=pix_fmt, interpolation="AREA")
+                    image.pts = written
+                    image.time_base = 1 / out_rate
+                    output.mux(out_stream.encode(image))
+                    written += 1
+                output.mux(out_stream.encode(None))
+        except av.error.FFmpegError as error:
+            raise VideoRejected("undecodable", f"{path}: {error} (after {written} frames)") from error
+    expected = stream.frames
+    if not options.use_time_window and out_rate == source_rate and expected > 0 and written < 0.9 * expected:
+        raise VideoRejected("truncated", f"{path}: decoded {written} of {expected} frames")
+    if written < options.min_frames:
+        raise VideoRejected("too-short", f"{path}: {written} frames < --min-frames {options.min_frames}")
+    data = buffer.getvalue()
+    num_frames = count_frames(data)
+    return EncodedVideo(data, num_frames, height, width, float(out_rate), num_frames / float(out_rate),
+                        float(source_rate), source_size)
+
+
+def count_frames(data: bytes) -> int:
+    """Frames a decoder returns for an encoded video (what DALI must see as well)."""
+    with av.open(io.BytesIO(data)) as container:
+        return sum(1 for _ in container.decode(video=0))

@@ -1,0 +1,164 @@
+"""The shard files: tar members, the `.info` record, DALI `.idx` files and manifests."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from wds2idx import IndexCreator  # shipped with the DALI wheel
+
+COMPONENTS = ("mp4", "cls", "info", "json")
+INFO_FIELDS = ("label", "num_frames", "height", "width")
+
+
+@dataclass(frozen=True)
+class Sample:
+    key: str
+    video: bytes
+    label: int
+    num_frames: int
+    height: int
+    width: int
+    meta: dict
+
+
+def encode_info(label: int, num_frames: int, height: int, width: int) -> bytes:
+    return np.array([label, num_frames, height, width], dtype="<i4").tobytes()
+
+
+def decode_info(raw: bytes) -> dict[str, int]:
+    values = np.frombuffer(raw, dtype="<i4")
+    if values.size != len(INFO_FIELDS):
+        raise ValueError(f".info holds {values.size} int32 values, expected {len(INFO_FIELDS)}")
+    return dict(zip(INFO_FIELDS, (int(v) for v in values)))
+
+
+def sample_key(name: str, split: str, position: int) -> str:
+    """Key from the sample's position in the shuffled split: unique, dot-free, and sorts in build order."""
+    prefix = re.sub(r"[^A-Za-z0-9]", "", f"{name}{split}")
+    return f"{prefix}{position:09d}"
+
+
+def key_position(key: str) -> int:
+    return int(key[-9:])
+
+
+def shard_stem(name: str, split: str, number: int) -> str:
+    return f"{name}-{split}-{number:06d}"
+
+
+def manifest_path(folder: Path, name: str, split: str) -> Path:
+    return folder / f"{name}-{split}.manifest.json"
+
+
+def failures_path(folder: Path, name: str, split: str) -> Path:
+    return folder / f"{name}-{split}.failures.jsonl"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
+def atomic_write_json(path: Path, payload: dict) -> None:
+    atomic_write_bytes(path, (json.dumps(payload, indent=1) + "\n").encode())
+
+
+class ShardWriter:
+    """Stream samples into a temporary tar; `finish` renames it and writes the DALI index last,
+    so a tar with an `.idx` beside it is always complete."""
+
+    def __init__(self, tar_path: Path):
+        self.tar_path = tar_path
+        self.temporary = tar_path.with_name(f".{tar_path.name}.tmp")
+        self.archive = tarfile.open(self.temporary, "w", format=tarfile.USTAR_FORMAT)
+        self.samples = 0
+
+    def add(self, sample: Sample) -> None:
+        members = {
+            "mp4": sample.video,
+            "cls": str(sample.label).encode(),
+            "info": encode_info(sample.label, sample.num_frames, sample.height, sample.width),
+            "json": json.dumps(sample.meta, sort_keys=True).encode(),
+        }
+        for extension, data in members.items():
+            info = tarfile.TarInfo(f"{sample.key}.{extension}")
+            info.size = len(data)
+            info.mode = 0o644
+            self.archive.addfile(info, io.BytesIO(data))
+        self.samples += 1
+
+    @property
+    def bytes(self) -> int:
+        return self.archive.fileobj.tell()
+
+    def finish(self) -> int:
+        self.archive.close()
+        os.replace(self.temporary, self.tar_path)
+        write_index(self.tar_path, self.tar_path.with_suffix(".idx"))
+        return self.tar_path.stat().st_size
+
+
+def write_index(tar_path: Path, idx_path: Path) -> None:
+    temporary = idx_path.with_name(f".{idx_path.name}.tmp")
+    with IndexCreator(str(tar_path), str(temporary), verbose=False) as creator:
+        creator.create_index()
+    os.replace(temporary, idx_path)
+
+
+def read_index(idx_path: Path) -> dict[str, dict[str, tuple[int, int]]]:
+    """Parse a DALI webdataset index: key -> {extension: (offset, size)}."""
+    lines = idx_path.read_text().splitlines()
+    if not lines or not lines[0].startswith("v1."):
+        raise ValueError(f"{idx_path}: not a DALI webdataset index (first line {lines[:1]})")
+    entries: dict[str, dict[str, tuple[int, int]]] = {}
+    for line in lines[1:]:
+        fields = line.split()
+        for start in range(0, len(fields), 4):
+            extension, offset, size, member = fields[start:start + 4]
+            key = member[: member.find(".")]
+            entries.setdefault(key, {})[extension] = (int(offset), int(size))
+    return entries
+
+
+def index_keys(idx_path: Path) -> list[str]:
+    return list(read_index(idx_path))
+
+
+def read_member(handle, offset: int, size: int) -> bytes:
+    handle.seek(offset)
+    return handle.read(size)
+
+
+def shard_tars(paths: list[str | Path]) -> list[Path]:
+    """Tars named by the user: files, folders (every tar inside) or manifests (their shard list)."""
+    tars: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            tars.extend(sorted(path.glob("*.tar")))
+        elif path.name.endswith(".manifest.json"):
+            manifest = json.loads(path.read_text())
+            tars.extend(path.parent / shard["tar"] for shard in manifest["shards"])
+        elif path.suffix == ".tar":
+            tars.append(path)
+        else:
+            raise FileNotFoundError(f"{path}: not a shard folder, .tar or .manifest.json")
+    return tars
+
+
+def manifests_in(paths: list[str | Path]) -> list[Path]:
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(path.glob("*.manifest.json")))
+        elif path.name.endswith(".manifest.json"):
+            found.append(path)
+    return found

@@ -1,0 +1,184 @@
+"""`shard_tools verify`: decode every sample and check the shard contract, naming each bad shard and key."""
+from __future__ import annotations
+
+import argparse
+import json
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from shard_tools.encode import count_frames
+from shard_tools.shards import COMPONENTS, decode_info, read_index, shard_tars
+
+DALI_CPU_CODECS = {"vp9", "vp8", "mjpeg"}
+console = Console(stderr=True)
+
+
+@dataclass(frozen=True)
+class Problem:
+    shard: str
+    key: str
+    detail: str
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "verify", help="decode every sample and check components, labels, frame counts and indexes",
+        description="Check shards: all components present, .cls and .info agree, the decoder returns exactly "
+                    ".info's frame count (DALI for VP9/MJPEG, PyAV otherwise, DALI on GPU when --device gpu), "
+                    "and every .idx matches its tar. Exit status 1 when anything is wrong.",
+    )
+    parser.add_argument("paths", nargs="+", help="shard folders, .tar files or .manifest.json files")
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+                        help="decode with DALI on this device (gpu also decodes h264)")
+    parser.add_argument("--threads", type=int, default=2, help="DALI decoding threads")
+    parser.set_defaults(run=run)
+
+
+class DaliFrameCounter:
+    """Counts decoded frames with DALI's own video decoder, one sample at a time so an error names its sample."""
+
+    def __init__(self, device: str, threads: int):
+        self.device, self.threads = ("mixed" if device == "gpu" else "cpu"), threads
+        self.codecs = DALI_CPU_CODECS | ({"h264", "hevc"} if device == "gpu" else set())
+        self.pipeline = None
+
+    def _build(self):
+        from nvidia.dali import fn, pipeline_def, types
+
+        # Synchronous execution: a decoding error must surface on the run() of the sample that caused it.
+        @pipeline_def(batch_size=1, num_threads=self.threads, device_id=0 if self.device == "mixed" else None,
+                      prefetch_queue_depth=1, exec_async=False, exec_pipelined=False)
+        def decode_all_frames():
+            encoded = fn.external_source(name="encoded", dtype=types.UINT8, ndim=1)
+            return fn.decoders.video(encoded, device=self.device)
+
+        pipeline = decode_all_frames()
+        pipeline.build()
+        return pipeline
+
+    def __call__(self, video: bytes) -> int:
+        if self.pipeline is None:
+            self.pipeline = self._build()
+        self.pipeline.feed_input("encoded", [np.frombuffer(video, dtype=np.uint8)])
+        try:
+            (frames,) = self.pipeline.run()
+        except RuntimeError:
+            self.pipeline = None  # a failed DALI pipeline cannot run again
+            raise
+        return int(frames.shape()[0][0])
+
+
+def _members(tar_path: Path) -> tuple[dict[str, dict[str, bytes]], dict[str, dict[str, tuple[int, int]]]]:
+    samples: dict[str, dict[str, bytes]] = {}
+    offsets: dict[str, dict[str, tuple[int, int]]] = {}
+    with tarfile.open(tar_path) as archive:
+        for member in archive:
+            if not member.isfile():
+                continue
+            key, _, extension = member.name.partition(".")
+            samples.setdefault(key, {})[extension] = archive.extractfile(member).read()
+            offsets.setdefault(key, {})[extension] = (member.offset_data, member.size)
+    return samples, offsets
+
+
+def check_index(tar_path: Path, offsets: dict[str, dict[str, tuple[int, int]]]) -> list[Problem]:
+    idx_path = tar_path.with_suffix(".idx")
+    if not idx_path.exists():
+        return [Problem(tar_path.name, "-", f"no index {idx_path.name}: rebuild with build-shards or run wds2idx")]
+    try:
+        indexed = read_index(idx_path)
+    except (ValueError, OSError) as error:
+        return [Problem(tar_path.name, "-", f"unreadable index: {error}")]
+    if indexed != offsets:
+        differing = sorted(set(indexed) ^ set(offsets) | {k for k in indexed if indexed[k] != offsets.get(k)})
+        return [Problem(tar_path.name, key, "index entry does not match the tar") for key in differing[:20]]
+    return []
+
+
+def decoder_message(error: Exception) -> str:
+    """The line of a DALI/FFmpeg error that says what went wrong (DALI wraps it in a traceback)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    telling = [line for line in lines if line.startswith(("Assert", "Error", "[")) and "operator" not in line]
+    return (telling or lines or [type(error).__name__])[0][:200]
+
+
+def check_sample(parts: dict[str, bytes], count_with_dali, num_classes: int | None) -> list[str]:
+    """Everything wrong with one sample, as sentences."""
+    missing = [c for c in COMPONENTS if c not in parts]
+    if missing:
+        return [f"missing component(s) {missing}"]
+    issues = []
+    try:
+        info = decode_info(parts["info"])
+        label = int(parts["cls"].decode())
+        meta = json.loads(parts["json"])
+    except (ValueError, UnicodeDecodeError) as error:
+        return [f"unreadable .cls/.info/.json: {error}"]
+    if label != info["label"]:
+        issues.append(f".cls says {label} but .info says {info['label']}")
+    if num_classes is not None and not 0 <= label < num_classes:
+        issues.append(f"label {label} outside 0..{num_classes - 1}")
+    if meta.get("num_frames") != info["num_frames"]:
+        issues.append(f".json num_frames {meta.get('num_frames')} != .info {info['num_frames']}")
+    codec = meta.get("encode", {}).get("codec", "vp9")
+    try:
+        decoded = count_with_dali(parts["mp4"]) if codec in count_with_dali.codecs else count_frames(parts["mp4"])
+    except Exception as error:  # any decoder failure is the finding, reported against the sample
+        return issues + [f"does not decode ({codec}): {decoder_message(error)}"]
+    if decoded != info["num_frames"]:
+        issues.append(f"decoder returns {decoded} frames, .info says {info['num_frames']}")
+    return issues
+
+
+def verify_tar(tar_path: Path, counter, num_classes: int | None) -> tuple[int, list[Problem]]:
+    try:
+        samples, offsets = _members(tar_path)
+    except (tarfile.TarError, OSError) as error:
+        return 0, [Problem(tar_path.name, "-", f"unreadable tar: {error}")]
+    problems = check_index(tar_path, offsets)
+    for key, parts in samples.items():
+        problems += [Problem(tar_path.name, key, issue) for issue in check_sample(parts, counter, num_classes)]
+    return len(samples), problems
+
+
+def _num_classes(tar_path: Path) -> int | None:
+    stem = tar_path.stem.rsplit("-", 1)[0]
+    manifest = tar_path.with_name(f"{stem}.manifest.json")
+    return json.loads(manifest.read_text())["num_classes"] if manifest.exists() else None
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        tars = shard_tars(args.paths)
+    except (FileNotFoundError, KeyError, json.JSONDecodeError) as error:
+        console.print(f"[red]verify: {error}")
+        return 2
+    if not tars:
+        console.print(f"[red]verify: no shards found in {args.paths}")
+        return 2
+    counter = DaliFrameCounter(args.device, args.threads)
+    problems, total = [], 0
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("verify", total=len(tars))
+        for tar_path in tars:
+            count, found = verify_tar(tar_path, counter, _num_classes(tar_path))
+            total, problems = total + count, problems + found
+            progress.advance(task)
+    if problems:
+        table = Table(title=f"{len(problems)} problem(s) in {len(tars)} shard(s)")
+        for column in ("shard", "key", "problem"):
+            table.add_column(column)
+        for problem in problems:
+            table.add_row(problem.shard, problem.key, problem.detail)
+        Console().print(table)
+        console.print("[red]verify failed[/]: rebuild the named shards (delete them and re-run build-shards)")
+        return 1
+    Console().print(f"verified {total} samples in {len(tars)} shard(s): all components present, labels agree, "
+                    "frame counts exact, indexes match")
+    return 0

@@ -1,0 +1,44 @@
+"""Small videos made by the tests themselves (PyAV), with frame content that encodes the frame index."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def frame_image(index: int, width: int, height: int) -> np.ndarray:
+    """A frame whose brightness ramps with its index and whose bar moves right, so order is visible."""
+    image = np.full((height, width, 3), (index * 9) % 200 + 20, dtype=np.uint8)
+    bar = (index * 3) % max(width - 6, 1)
+    image[:, bar:bar + 6] = (255, 40, 40)
+    return image
+
+
+def write_video(path: Path, num_frames: int, width: int = 96, height: int = 64, fps: int = 25,
+                codec: str = "libx264", pix_fmt: str = "yuv420p", audio: bool = False) -> Path:
+    """Encode `num_frames` frames of `frame_image`; optionally with an AAC audio track."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        sound = container.add_stream("aac", rate=16000) if audio else None
+        for index in range(num_frames):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame_image(index, width, height), format="rgb24")))
+            if sound is not None:
+                chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+                chunk.sample_rate, chunk.pts = 16000, index * 1024
+                container.mux(sound.encode(chunk))
+        container.mux(stream.encode(None))
+        if sound is not None:
+            container.mux(sound.encode(None))
+    return path
+
+
+def decoded_frames(path_or_bytes) -> list[np.ndarray]:
+    """Every frame of a video file or in-memory video, as RGB arrays (PyAV)."""
+    import io
+
+    source = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, (bytes, bytearray)) else str(path_or_bytes)
+    with av.open(source) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
