@@ -1,0 +1,172 @@
+"""The conventional loader: webdataset + PyAV + torchvision in a torch DataLoader with workers.
+
+Same samples, frame indices, view layout, padding and batch count as the DALI loader (see
+`pipelines.epoch`); augmentation has the same parameter distributions (not the same random draws).
+Every process of a rank reads the rank's tars and keeps every `num_workers`-th batch to decode, so
+batches come back in order and a sample's random draws depend only on (seed, epoch, rank, position).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Iterator
+
+import av
+import numpy as np
+import torch
+import webdataset as wds
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+from pipelines.batch import assemble_batch, torch_dtype
+from pipelines.config import ClipConfig, epoch_seed
+from pipelines.epoch import EpochPlan
+from pipelines.errors import CorruptSampleError
+from pipelines.pyav_decode import decode_frames
+from pipelines.sampling import sample_frame_indices
+from pipelines.shards import VERIFY_HINT, ShardSet
+
+
+class BaselineVideoLoader:
+    """Same interface as DaliVideoLoader: `len()`, `set_epoch(e)`, iterate one epoch of batch dicts."""
+
+    def __init__(self, shards: ShardSet, clip: ClipConfig, *, batch_size: int, rank: int = 0, world_size: int = 1,
+                 seed: int = 0, epoch: int = 0, num_workers: int = 2, prefetch: int = 2,
+                 dtype: str | torch.dtype = "float32", shuffle_buffer: int = 1024,
+                 output_device: str | torch.device | None = None) -> None:
+        self.info = shards
+        self.clip = clip
+        self.batch_size = batch_size
+        self.rank, self.world_size, self.seed = rank, world_size, seed
+        self.num_workers, self.prefetch, self.shuffle_buffer = num_workers, prefetch, shuffle_buffer
+        self.dtype = torch_dtype(dtype)
+        self.output_device = None if output_device is None else torch.device(output_device)
+        self.set_epoch(epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.plan = EpochPlan(self.info.num_samples, self.batch_size, self.rank, self.world_size, epoch,
+                              self.clip.train)
+
+    def __len__(self) -> int:
+        return self.plan.num_batches
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        stream = RankStream(self.info, self.clip, self.plan, epoch_seed(self.seed, self.epoch, self.rank),
+                            self.shuffle_buffer)
+        workers = self.num_workers
+        loader = DataLoader(stream, batch_size=None, num_workers=workers,
+                            prefetch_factor=self.prefetch if workers else None,
+                            pin_memory=self.output_device is not None and self.output_device.type == "cuda")
+        for batch_index, (video, label) in enumerate(loader):
+            yield assemble_batch(video, label, self.clip, self.plan, batch_index, self.dtype, self.output_device)
+
+
+class RankStream(IterableDataset):
+    """Batches (video, label) of one rank and epoch; each DataLoader worker builds every W-th batch."""
+
+    def __init__(self, shards: ShardSet, clip: ClipConfig, plan: EpochPlan, seed: int, shuffle_buffer: int) -> None:
+        self.shards, self.clip, self.plan, self.seed, self.shuffle_buffer = shards, clip, plan, seed, shuffle_buffer
+        self.transform = train_transform(clip) if clip.train else None
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        worker = get_worker_info()
+        worker_id, num_workers = (0, 1) if worker is None else (worker.id, worker.num_workers)
+        batch_size = self.plan.batch_size
+        videos, labels = [], []
+        for position, sample in enumerate(self._samples()):
+            if (position // batch_size) % num_workers != worker_id:
+                continue
+            video, label = self._clip(sample, position)
+            videos.append(video)
+            labels.append(label)
+            if len(videos) == batch_size:
+                yield torch.stack(videos), torch.tensor(labels, dtype=torch.int64)
+                videos, labels = [], []
+
+    def _samples(self) -> Iterator[dict]:
+        """The rank's raw samples in loader order, cut (train) or padded (val/test) to whole batches."""
+        begin, end = self.plan.sample_range
+        numbers = self.shards.tars_overlapping(begin, end)
+        first = self.shards.first_position(numbers[0])
+        dataset = wds.WebDataset([self.shards.tars[n] for n in numbers], shardshuffle=False, nodesplitter=None,
+                                 workersplitter=None, empty_check=False)
+        samples = itertools.islice(dataset, begin - first, end - first)
+        wanted = self.plan.num_batches * self.plan.batch_size
+        if self.clip.train:
+            samples = wds.filters.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer, seed=self.seed)(samples)
+            return itertools.islice(samples, wanted)
+        return _pad_with_last(samples, wanted)
+
+    def _clip(self, sample: dict, position: int) -> tuple[torch.Tensor, int]:
+        clip = self.clip
+        label, num_frames = (int(v) for v in np.frombuffer(sample["info"], dtype="<i4")[:2])
+        rng = np.random.default_rng([self.seed, position])
+        indices = sample_frame_indices(num_frames, clip.num_frames, train=clip.train, rng=rng,
+                                       num_clips=clip.num_clips, frame_interval=clip.frame_interval)
+        try:
+            frames = decode_frames(sample["mp4"], indices)
+        except (av.error.FFmpegError, ValueError) as error:
+            raise CorruptSampleError(f"corrupt sample {sample['__key__']!r} in shard {sample['__url__']}: "
+                                     f"{error}; {VERIFY_HINT}") from error
+        video = tv_tensors.Video(torch.from_numpy(frames).permute(0, 3, 1, 2))
+        if clip.train:
+            return self._train_clip(video, rng), label
+        return eval_views(video, clip), label
+
+    def _train_clip(self, video: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(rng.integers(2**31)))
+            return self.transform(multiscale_crop(video, self.clip, rng)).as_subclass(torch.Tensor)
+
+
+def _pad_with_last(samples, count: int) -> Iterator[dict]:
+    sample = None
+    for sample in itertools.islice(samples, count):
+        yield sample
+        count -= 1
+    for _ in range(count):
+        yield sample
+
+
+def train_transform(clip: ClipConfig) -> v2.Compose:
+    """Flip, colour jitter, grayscale, RandAugment, normalise: one parameter draw per video."""
+    steps = [v2.RandomHorizontalFlip(0.5 if clip.hflip else 0.0),
+             v2.RandomApply([v2.ColorJitter(*clip.color_jitter)], p=clip.color_jitter_prob),
+             v2.RandomGrayscale(clip.grayscale_prob)]
+    if clip.rand_augment is not None:
+        steps.append(v2.RandAugment(*clip.rand_augment))
+    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(clip.mean), list(clip.std))]
+    return v2.Compose(steps)
+
+
+def multiscale_crop(video: torch.Tensor, clip: ClipConfig, rng: np.random.Generator) -> torch.Tensor:
+    """A scale-pair crop of the short side at a random position, resized to image_size squared."""
+    height, width = video.shape[-2:]
+    short_side = min(height, width)
+    pairs = clip.multiscale_pairs()
+    crop_h, crop_w = (round(float(fraction) * short_side) for fraction in pairs[rng.integers(len(pairs))])
+    top = int(rng.random() * (height - crop_h))
+    left = int(rng.random() * (width - crop_w))
+    return F.resized_crop(video, top, left, crop_h, crop_w, [clip.image_size] * 2, antialias=True)
+
+
+def eval_views(video: torch.Tensor, clip: ClipConfig) -> torch.Tensor:
+    """(crops, clips * T, 3, S, S): short side resized, crops along the long side (DALI's rounding)."""
+    height, width = video.shape[-2:]
+    short = clip.eval_short_side
+    scale = short / min(height, width)
+    video = F.resize(video, [math.floor(height * scale + 0.5), math.floor(width * scale + 0.5)], antialias=True)
+    video = F.to_dtype(video, torch.float32, scale=True)
+    height, width = video.shape[-2:]
+    size = clip.image_size
+    views = []
+    for position in clip.crop_positions():
+        along_x = position if width >= height else 0.5
+        along_y = 0.5 if width >= height else position
+        top = math.floor(along_y * (height - size) + 0.5)
+        left = math.floor(along_x * (width - size) + 0.5)
+        views.append(F.normalize(F.crop(video, top, left, size, size), list(clip.mean), list(clip.std)))
+    return torch.stack(views).as_subclass(torch.Tensor)

@@ -1,0 +1,119 @@
+"""The DALI graph: webdataset reader -> frame indices -> video decode -> augment -> normalise.
+
+One pipeline function serves every mode. Per-sample values (frame count, crop window, colour
+factors) are graph nodes, so no Python runs per sample. Augmentation parameters are drawn once per
+clip, so every frame of a clip gets the same crop, flip and colour change.
+
+Per-sample outputs:
+- train: video (T, 3, S, S), label ()
+- val/test: video (num_crops, num_clips * T, 3, S, S), label (); the PyTorch side reorders the views.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import nvidia.dali.math as dmath
+from nvidia.dali import fn, pipeline_def, types
+from nvidia.dali.auto_aug import rand_augment
+
+from pipelines.config import ClipConfig
+from pipelines.sampling import eval_offsets, frame_grid, frame_indices
+from pipelines.shards import ShardSet
+
+READER_NAME = "shards"
+DALI_MATH = SimpleNamespace(floor=dmath.floor, minimum=dmath.min, maximum=dmath.max)
+OUTPUT_TYPES = {"float32": types.FLOAT, "float16": types.FLOAT16}
+
+
+@pipeline_def
+def video_pipeline(shards: ShardSet, clip: ClipConfig, *, shard_id: int, num_shards: int, reader_seed: int,
+                   decoder: str, output_type: str, shuffle_buffer: int, read_ahead: int):
+    """Build the graph; call with DALI Pipeline arguments (batch_size, num_threads, device_id, seed, ...).
+
+    `decoder` is "cpu" or "mixed" (NVDEC). Training shuffles inside a buffer of `shuffle_buffer`
+    samples; val/test read in order and pad a short shard by repeating its last sample.
+    """
+    encoded, info = fn.readers.webdataset(
+        paths=list(shards.tars), index_paths=list(shards.indexes), ext=["mp4", "info"],
+        dtypes=[types.UINT8, types.INT32], missing_component_behavior="error", name=READER_NAME,
+        shard_id=shard_id, num_shards=num_shards, random_shuffle=clip.train, initial_fill=shuffle_buffer,
+        seed=reader_seed, pad_last_batch=not clip.train, prefetch_queue_depth=read_ahead)
+    label = info[0]
+    num_frames = fn.cast(info[1], dtype=types.FLOAT)
+    indices = fn.cast(frame_indices(num_frames, *_offsets_and_grid(clip), clip.num_frames, clip.frame_interval,
+                                    DALI_MATH), dtype=types.INT32)
+    video = fn.decoders.video(encoded, device=decoder, frames=indices, pad_mode="edge")
+    if clip.train:
+        return _train_views(video, clip, OUTPUT_TYPES[output_type]), label
+    return _eval_views(video, clip, OUTPUT_TYPES[output_type]), label
+
+
+def _offsets_and_grid(clip: ClipConfig):
+    if not clip.train:
+        return eval_offsets(clip.num_frames, clip.num_clips)
+    per_clip = clip.frame_interval is not None
+    offsets = fn.random.uniform(range=[0.0, 1.0], shape=[] if per_clip else [clip.num_frames])
+    return offsets, frame_grid(clip.num_frames)
+
+
+def _train_views(video, clip: ClipConfig, output_type):
+    video = _multiscale_crop(video, clip)
+    video = _color_augment(video, clip)
+    if clip.rand_augment is not None:
+        num_ops, magnitude = clip.rand_augment
+        video = rand_augment.rand_augment(video, n=num_ops, m=magnitude, shape=[clip.image_size] * 2)
+    mirror = fn.random.coin_flip(probability=0.5) if clip.hflip else 0
+    return _normalize(video, clip, output_type, mirror=mirror)
+
+
+def _multiscale_crop(video, clip: ClipConfig):
+    """Crop (h, w) = scale pair x short side at a random position, resized to image_size squared."""
+    shape = video.shape(dtype=types.FLOAT)
+    height, width = shape[1], shape[2]
+    short_side = dmath.min(height, width)
+    pairs = clip.multiscale_pairs()
+    choice = fn.random.choice(len(pairs))
+    keys = list(range(len(pairs)))
+    crop_h = fn.lookup_table(choice, keys=keys, values=pairs[:, 0].tolist(), dtype=types.FLOAT) * short_side
+    crop_w = fn.lookup_table(choice, keys=keys, values=pairs[:, 1].tolist(), dtype=types.FLOAT) * short_side
+    top = fn.random.uniform(range=[0.0, 1.0]) * (height - crop_h)
+    left = fn.random.uniform(range=[0.0, 1.0]) * (width - crop_w)
+    return fn.resize(video, size=[clip.image_size, clip.image_size], antialias=True,
+                     roi_start=fn.stack(top, left), roi_end=fn.stack(top + crop_h, left + crop_w))
+
+
+def _color_augment(video, clip: ClipConfig):
+    """ColorJitter with probability p, then grayscale with probability q, as one colour twist.
+
+    A skipped jitter uses neutral factors; grayscale is saturation 0 (luma, as torchvision's).
+    """
+    brightness, contrast, saturation, hue = clip.color_jitter
+    jitter = fn.cast(fn.random.coin_flip(probability=clip.color_jitter_prob), dtype=types.FLOAT)
+    keep_color = fn.cast(fn.random.coin_flip(probability=1.0 - clip.grayscale_prob), dtype=types.FLOAT)
+
+    def shift(strength):  # a zero strength is a constant: DALI rejects an empty uniform range
+        return jitter * fn.random.uniform(range=[-strength, strength]) if strength > 0 else 0.0
+
+    return fn.color_twist(video, brightness=1.0 + shift(brightness), contrast=1.0 + shift(contrast),
+                          saturation=(1.0 + shift(saturation)) * keep_color, hue=shift(hue * 360.0))
+
+
+def _eval_views(video, clip: ClipConfig, output_type):
+    """Short-side resize, then one centre crop or three crops along the long side."""
+    video = fn.resize(video, resize_shorter=clip.eval_short_side, antialias=True)
+    shape = video.shape(dtype=types.FLOAT)
+    landscape = fn.cast(shape[2] >= shape[1], dtype=types.FLOAT)
+    views = []
+    for position in clip.crop_positions():
+        along_long_side = position - 0.5
+        views.append(_normalize(video, clip, output_type, crop=(clip.image_size, clip.image_size),
+                                crop_pos_x=0.5 + landscape * along_long_side,
+                                crop_pos_y=0.5 + (1.0 - landscape) * along_long_side))
+    return fn.stack(*views)
+
+
+def _normalize(video, clip: ClipConfig, output_type, **crop_and_mirror):
+    return fn.crop_mirror_normalize(video, dtype=output_type, output_layout="FCHW",
+                                    mean=[255.0 * m for m in clip.mean], std=[255.0 * s for s in clip.std],
+                                    **crop_and_mirror)
+

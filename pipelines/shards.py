@@ -1,0 +1,177 @@
+"""Find the shards of a split, check their DALI indexes, and list the samples in reading order.
+
+Both loaders read the samples in the order of this listing (tars in manifest order, samples in
+index order), so a sample's position in it is a stable id across loaders, ranks and runs.
+"""
+from __future__ import annotations
+
+import bisect
+import itertools
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from pipelines.errors import ShardError
+
+INDEX_HINT = (
+    "`python -m shard_tools build-shards` writes one next to every tar; for an existing tar run "
+    "DALI's `wds2idx <shard>.tar <shard>.idx`"
+)
+VERIFY_HINT = "run `python -m shard_tools verify <shard folder>` to list every bad sample"
+# Components every sample needs: the video and the int32 [label, num_frames, height, width] record.
+REQUIRED_COMPONENTS = ("mp4", "info")
+# Codecs DALI can only decode with NVDEC (device="mixed").
+GPU_ONLY_CODECS = frozenset({"h264", "avc", "hevc", "h265", "av1", "mpeg4"})
+
+
+@dataclass(frozen=True)
+class ShardSet:
+    """The shards of one split, with the sample keys in reading order."""
+
+    tars: tuple[str, ...]
+    indexes: tuple[str, ...]
+    keys: tuple[str, ...]
+    samples_per_tar: tuple[int, ...]
+    classes: tuple[str, ...] | None
+    codec: str | None
+    manifest_path: str | None
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.keys)
+
+    @property
+    def num_classes(self) -> int | None:
+        return None if self.classes is None else len(self.classes)
+
+    def first_position(self, tar_number: int) -> int:
+        return sum(self.samples_per_tar[:tar_number])
+
+    def tar_number(self, position: int) -> int:
+        """Number of the tar holding the sample at reading-order `position`."""
+        if not 0 <= position < self.num_samples:
+            raise IndexError(f"sample position {position} is outside [0, {self.num_samples})")
+        return bisect.bisect_right(list(itertools.accumulate(self.samples_per_tar)), position)
+
+    def tars_overlapping(self, begin: int, end: int) -> list[int]:
+        """Numbers of the tars holding any sample in positions [begin, end)."""
+        numbers, first = [], 0
+        for number, count in enumerate(self.samples_per_tar):
+            if first < end and begin < first + count:
+                numbers.append(number)
+            first += count
+        return numbers
+
+
+def open_shards(source: str | os.PathLike | Sequence[str | os.PathLike], split: str | None = None) -> ShardSet:
+    """Resolve a manifest, a shard folder, a single tar or a list of tars into a checked ShardSet.
+
+    A folder must hold exactly one `*.manifest.json`, or one whose split is `split`.
+    Raises ShardError for a missing path, an empty list, a missing `.idx` or a sample lacking a component.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise ShardError(f"shard path {path} does not exist")
+        if path.is_dir():
+            return _from_manifest(_find_manifest(path, split))
+        if path.name.endswith(".json"):
+            return _from_manifest(path)
+        return _from_tars([path], classes=None, codec=None, manifest_path=None)
+    tars = [Path(tar) for tar in source]
+    if not tars:
+        raise ShardError("the shard list is empty: pass a manifest, a shard folder or at least one .tar")
+    return _from_tars(tars, classes=None, codec=None, manifest_path=None)
+
+
+def _find_manifest(folder: Path, split: str | None) -> Path:
+    manifests = sorted(folder.glob("*.manifest.json"))
+    if split is not None:
+        manifests = [m for m in manifests if m.name.endswith(f"-{split}.manifest.json")]
+    if len(manifests) == 1:
+        return manifests[0]
+    wanted = "manifest" if split is None else f"manifest for split {split!r}"
+    if not manifests:
+        raise ShardError(f"{folder} holds no {wanted} (*.manifest.json); build shards with "
+                         "`python -m shard_tools build-shards` or pass the .tar files")
+    raise ShardError(f"{folder} holds several manifests {[m.name for m in manifests]}: pass the manifest "
+                     "path or a split")
+
+
+def _from_manifest(path: Path) -> ShardSet:
+    try:
+        manifest = json.loads(path.read_text())
+        entries = manifest["shards"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ShardError(f"cannot read manifest {path}: {error}") from error
+    if not entries:
+        raise ShardError(f"manifest {path} lists no shards (were all inputs failures? see its 'failures')")
+    folder = path.parent
+    tars = [folder / entry["tar"] for entry in entries]
+    indexes = [folder / entry["idx"] if entry.get("idx") else None for entry in entries]
+    shard_set = _from_tars(tars, indexes=indexes, classes=manifest.get("classes"),
+                           codec=manifest.get("encode", {}).get("codec"), manifest_path=str(path))
+    for entry, tar, count in zip(entries, shard_set.tars, shard_set.samples_per_tar):
+        if "samples" in entry and entry["samples"] != count:
+            raise ShardError(f"{tar}: manifest {path} says {entry['samples']} samples, its index lists {count}; "
+                             f"the index is stale, rebuild it ({INDEX_HINT})")
+    return shard_set
+
+
+def _from_tars(tars: Sequence[Path], *, indexes: Sequence[Path | None] | None = None,
+               classes: Sequence[str] | None, codec: str | None, manifest_path: str | None) -> ShardSet:
+    indexes = indexes or [None] * len(tars)
+    keys: list[str] = []
+    counts: list[int] = []
+    index_paths: list[Path] = []
+    for tar, index in zip(tars, indexes):
+        if not tar.is_file():
+            raise ShardError(f"shard {tar} does not exist")
+        index = index or tar.with_suffix(".idx")
+        if not index.is_file():
+            raise ShardError(f"shard {tar} has no DALI index {index}: {INDEX_HINT}")
+        tar_keys = read_index(tar, index)
+        keys.extend(tar_keys)
+        counts.append(len(tar_keys))
+        index_paths.append(index)
+    return ShardSet(tars=tuple(map(str, tars)), indexes=tuple(map(str, index_paths)), keys=tuple(keys),
+                    samples_per_tar=tuple(counts), classes=None if classes is None else tuple(classes),
+                    codec=None if codec is None else str(codec).lower(), manifest_path=manifest_path)
+
+
+def read_index(tar: Path, index: Path) -> list[str]:
+    """Sample keys of one tar from its DALI index (`v1.2` lines: `ext offset size name` per component).
+
+    Checks that every sample has the required components and that the index fits the tar.
+    """
+    lines = index.read_text().splitlines()
+    header = lines[0].split() if lines else []
+    if len(header) != 2 or header[0] != "v1.2" or not header[1].isdigit():
+        raise ShardError(f"{index} is not a DALI v1.2 index (header {' '.join(header)!r}); rebuild it: {INDEX_HINT}")
+    body = [line.split() for line in lines[1:] if line.strip()]
+    if len(body) != int(header[1]) or not body:
+        raise ShardError(f"{index} announces {header[1]} samples but lists {len(body)}; rebuild it: {INDEX_HINT}")
+    tar_size = tar.stat().st_size
+    keys = []
+    for fields in body:
+        components = {fields[i]: (int(fields[i + 1]), int(fields[i + 2]), fields[i + 3])
+                      for i in range(0, len(fields) - 3, 4)}
+        name = next(iter(components.values()))[2]
+        key = name[:name.find(".", name.rfind("/") + 1)]
+        for extension in REQUIRED_COMPONENTS:
+            if extension not in components:
+                raise ShardError(f"{tar}: sample {key!r} has no .{extension} component "
+                                 f"(has {sorted(components)}); re-shard it with shard_tools build-shards")
+        end = max(offset + size for offset, size, _ in components.values())
+        if end > tar_size:
+            raise ShardError(f"{index} points past the end of {tar} (sample {key!r}); the tar is truncated "
+                             f"or the index is stale: rebuild it ({INDEX_HINT})")
+        keys.append(key)
+    return keys
+
+
+def rank_range(num_samples: int, rank: int, world_size: int) -> tuple[int, int]:
+    """[begin, end) positions of the samples rank `rank` reads: DALI's contiguous split."""
+    return num_samples * rank // world_size, num_samples * (rank + 1) // world_size

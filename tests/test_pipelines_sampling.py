@@ -1,0 +1,93 @@
+"""Frame sampling: the numpy reference, and the indices the DALI graph computes (read back from ramp videos)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipelines import build_loader
+from pipelines.sampling import sample_frame_indices
+from pipelines_fixtures import frame_number, ramp_shards, sample_records
+
+RAW = dict(mean=(0.0, 0.0, 0.0), std=(1 / 255,) * 3)  # normalisation that leaves 0..255 pixel values
+NO_COLOR = dict(color_jitter_prob=0.0, grayscale_prob=0.0)
+
+
+@pytest.fixture(scope="session")
+def shards(tmp_path_factory):
+    return ramp_shards(tmp_path_factory.getbasetemp() / "pipelines")
+
+
+def decoded_frame_numbers(batch) -> np.ndarray:
+    """(rows, T) frame numbers of a batch of unaugmented-colour clips, from the blue level."""
+    return frame_number(batch["video"][:, :, 2].float().mean(dim=(-1, -2)).numpy())
+
+
+@pytest.mark.parametrize("num_frames, varies", [(30, True), (17, True), (8, False), (5, True)])
+def test_train_indices_fall_one_per_segment_and_vary(num_frames, varies):
+    clip_len = 8
+    draws = np.stack([sample_frame_indices(num_frames, clip_len, train=True, rng=np.random.default_rng(seed))
+                      for seed in range(50)])
+    segment = np.arange(clip_len)
+    low = np.floor(segment * num_frames / clip_len)
+    high = np.ceil((segment + 1) * num_frames / clip_len) - 1
+    assert ((draws >= low) & (draws <= high)).all()
+    assert (np.diff(draws, axis=1) >= 0).all()
+    # With one frame per segment (N == T) there is nothing to draw.
+    assert (len({tuple(row) for row in draws}) > 1) == varies
+
+
+def test_val_indices_are_segment_centres_and_short_videos_repeat():
+    assert sample_frame_indices(16, 8, train=False).tolist() == [1, 3, 5, 7, 9, 11, 13, 15]
+    assert sample_frame_indices(80, 4, train=False).tolist() == [10, 30, 50, 70]
+    assert sample_frame_indices(3, 8, train=False).tolist() == [0, 0, 0, 1, 1, 2, 2, 2]
+
+
+def test_dense_and_multi_clip_indices():
+    assert sample_frame_indices(40, 4, train=False, frame_interval=3).tolist() == [15, 18, 21, 24]
+    assert sample_frame_indices(5, 4, train=False, frame_interval=3).tolist() == [0, 3, 4, 4]
+    two_clips = sample_frame_indices(16, 4, train=False, num_clips=2)
+    assert two_clips.tolist() == [1, 5, 9, 13, 3, 7, 11, 15]
+    starts = {sample_frame_indices(40, 4, train=True, rng=np.random.default_rng(s), frame_interval=3)[0]
+              for s in range(30)}
+    assert min(starts) >= 0 and max(starts) <= 40 - 10 and len(starts) > 3
+
+
+def test_dali_val_indices_match_reference(shards):
+    records = sample_records(shards, "val")
+    loader = build_loader(shards, "val", split="val", batch_size=4, num_frames=8, image_size=32, **RAW)
+    seen = 0
+    for batch in loader:
+        frames = decoded_frame_numbers(batch)
+        for row, (video_id, valid) in enumerate(zip(batch["video_id"], batch["valid"])):
+            if not valid:
+                continue
+            num_frames = records[loader.info.keys[int(video_id)]][1]
+            assert frames[row].tolist() == sample_frame_indices(num_frames, 8, train=False).tolist()
+            seen += 1
+    assert seen == len(records)
+
+
+def test_dali_train_indices_one_per_segment_vary_across_epochs(shards):
+    records = sample_records(shards, "train")
+    frame_counts = {label_frames[1] for label_frames in records.values()}
+    loader = build_loader(shards, "train", split="train", batch_size=4, num_frames=8, image_size=32, seed=3,
+                          **RAW, **NO_COLOR)
+    per_epoch = []
+    for epoch in range(2):
+        loader.set_epoch(epoch)
+        clips = np.concatenate([decoded_frame_numbers(batch) for batch in loader])
+        # Short videos repeat frames, never pad with black: every frame is a real frame of some video.
+        assert clips.min() >= 0 and clips.max() < max(frame_counts)
+        assert (np.diff(clips, axis=1) >= 0).all()
+        per_epoch.append(clips)
+    # Every clip fits the segment bounds of at least one video length in the split.
+    for clip in np.concatenate(per_epoch):
+        assert any(_fits_segments(clip, n) for n in frame_counts), clip
+    assert not np.array_equal(per_epoch[0], per_epoch[1])
+
+
+def _fits_segments(clip: np.ndarray, num_frames: int) -> bool:
+    segment = np.arange(len(clip))
+    low = np.floor(segment * num_frames / len(clip))
+    high = np.ceil((segment + 1) * num_frames / len(clip)) - 1
+    return bool(((clip >= low) & (clip <= high)).all())
