@@ -1,0 +1,71 @@
+"""ActionCLIP's KL soft-target video-text loss, single process or across ranks."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as dist_fn
+import torch.nn.functional as F
+
+# Targets are softmax(TARGET_SHARPNESS * G) over a row, G[i, j] = 1 when samples i and j share a label.
+TARGET_SHARPNESS = 10.0
+
+
+def _at_least_fp32(tensor: torch.Tensor) -> torch.Tensor:
+    # Softmax/KL in float32 also when the model runs in bf16/fp16.
+    return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+    # The backward of this all_gather sums each rank's gradient back onto the rank that owns the rows.
+    return torch.cat(dist_fn.all_gather(tensor), dim=0)
+
+
+def _gather_labels(labels: torch.Tensor) -> torch.Tensor:
+    gathered = [torch.empty_like(labels) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, labels)
+    return torch.cat(gathered, dim=0)
+
+
+def _kl_rows(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Sum over rows of KL(targets_row || softmax(logits_row))."""
+    return F.kl_div(F.log_softmax(logits, dim=1), targets, reduction="sum")
+
+
+def actionclip_loss(
+    video_embedding: torch.Tensor,
+    text_embedding: torch.Tensor,
+    labels: torch.Tensor,
+    logit_scale: torch.Tensor,
+    gather: Optional[bool] = None,
+) -> torch.Tensor:
+    """KL(softmax(10 G) || log_softmax(scale * cos(video, text))), both directions averaged.
+
+    `video_embedding`, `text_embedding`: (B, D), row i of each belongs to sample i; `labels`: (B,);
+    `logit_scale`: the (already exponentiated) scale. Per direction the loss is the original
+    `KLDivLoss(mean) * batch`, i.e. the sum of row KLs over the batch size.
+
+    With `gather` (default: whenever torch.distributed runs with more than one rank) the embeddings of all
+    ranks are gathered with gradient and this rank's rows are scored against the global batch. The returned
+    value is the mean over this rank's rows, so averaging it over ranks (and averaging gradients, as
+    DeepSpeed/DDP do) gives exactly the loss and gradients of one process on the concatenated batch.
+    All ranks must pass the same batch size.
+    """
+    if gather is None:
+        gather = _distributed()
+    video = F.normalize(_at_least_fp32(video_embedding), dim=-1)
+    text = F.normalize(_at_least_fp32(text_embedding), dim=-1)
+    logit_scale = _at_least_fp32(logit_scale)
+    all_video, all_text, all_labels = video, text, labels
+    if gather:
+        all_video, all_text, all_labels = _gather_with_grad(video), _gather_with_grad(text), _gather_labels(labels)
+    same_label = (labels[:, None] == all_labels[None, :]).to(video.dtype)
+    targets = F.softmax(TARGET_SHARPNESS * same_label, dim=1)
+    video_to_text = _kl_rows(logit_scale * video @ all_text.t(), targets)
+    text_to_video = _kl_rows(logit_scale * text @ all_video.t(), targets)
+    return (video_to_text + text_to_video) / (2 * video.shape[0])

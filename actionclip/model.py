@@ -1,0 +1,139 @@
+"""The ActionCLIP model: open_clip CLIP image tower on every frame, a fusion head, and the text tower."""
+from __future__ import annotations
+
+from typing import Optional
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.modified_resnet import ModifiedResNet
+from open_clip.utils import to_2tuple
+from torch import nn
+
+from actionclip.fusion import build_fusion_head, check_sim_header
+from actionclip.original_ckpt import import_original_checkpoint
+from actionclip.params import freeze_towers
+from actionclip.temporal import add_joint_space_time, add_temporal_shift
+from actionclip.weights import create_clip, resolve_model_name, resolve_weights
+
+
+def check_options(num_frames: int, sim_header: str, tsm: bool, joint: bool) -> None:
+    """Reject option combinations the model cannot build, before any weights are touched."""
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    check_sim_header(sim_header)
+    if tsm and joint:
+        raise ValueError("tsm (Shift) and joint (Joint) cannot be combined: Shift works on per-frame tokens, "
+                         "Joint merges the frames into one sequence")
+    if joint and sim_header != "meanP":
+        raise ValueError(f"joint produces one embedding per video, so there are no frames for the "
+                         f"{sim_header} head to fuse; use sim_header='meanP' with joint")
+
+
+class ActionCLIP(nn.Module):
+    """Video-text model. `clip` is a built open_clip CLIP whose weights are already loaded.
+
+    Attributes for data pipelines: `image_size` (H, W), `image_mean`, `image_std` (per RGB channel, for
+    pixels scaled to [0, 1]), `num_frames`.
+    """
+
+    def __init__(
+        self,
+        clip: nn.Module,
+        embed_dim: int,
+        num_frames: int,
+        sim_header: str = "meanP",
+        tsm: bool = False,
+        joint: bool = False,
+        shift_div: int = 8,
+    ) -> None:
+        super().__init__()
+        check_options(num_frames, sim_header, tsm, joint)
+        self.clip = clip
+        self.embed_dim = embed_dim
+        self.num_frames = num_frames
+        self.sim_header = sim_header
+        self.tsm = tsm
+        self.joint = joint
+        if tsm:
+            add_temporal_shift(clip.visual, num_frames, shift_div)
+        if joint:
+            add_joint_space_time(clip.visual, num_frames)
+        self.fusion = build_fusion_head(sim_header, embed_dim, num_frames)
+        preprocess = clip.visual.preprocess_cfg
+        self.image_size: tuple[int, int] = tuple(to_2tuple(preprocess["size"]))
+        self.image_mean: tuple[float, ...] = tuple(preprocess["mean"])
+        self.image_std: tuple[float, ...] = tuple(preprocess["std"])
+
+    @property
+    def logit_scale(self) -> nn.Parameter:
+        """The learned log temperature (forward returns its exponential)."""
+        return self.clip.logit_scale
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute the image tower's blocks in backward instead of storing their activations."""
+        if enable and isinstance(self.clip.visual, ModifiedResNet):
+            raise ValueError("open_clip's ModifiedResNet image tower has no gradient checkpointing; "
+                             "turn grad_checkpointing off or use a ViT model")
+        self.clip.visual.set_grad_checkpointing(enable)
+
+    def encode_video(self, video: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        """(B, T, 3, H, W) normalised frames -> (B, D) video embeddings."""
+        expected = (self.num_frames, 3, *self.image_size)
+        if video.ndim != 5 or tuple(video.shape[1:]) != expected:
+            raise ValueError(f"video must be (batch, {', '.join(map(str, expected))}) = (B, T, 3, H, W) for this "
+                             f"model, got {tuple(video.shape)}; match the pipeline's frames and crop size")
+        batch = video.shape[0]
+        visual_dtype = next(self.clip.visual.parameters()).dtype
+        frames = video.reshape(-1, *expected[1:]).to(visual_dtype)
+        # (B*T, D) per frame, or (B, D) per video with Joint, which the fusion head sees as one frame.
+        frame_embedding = self.clip.encode_image(frames).view(batch, -1, self.embed_dim)
+        video_embedding = self.fusion(frame_embedding)
+        return F.normalize(video_embedding, dim=-1) if normalize else video_embedding
+
+    def encode_text(self, tokens: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        """(N, context) token ids -> (N, D) text embeddings."""
+        return self.clip.encode_text(tokens, normalize=normalize)
+
+    def forward(self, video: torch.Tensor, text_tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Normalised video (B, D) and text (N, D) embeddings and exp(logit scale)."""
+        return (self.encode_video(video, normalize=True), self.encode_text(text_tokens, normalize=True),
+                self.logit_scale.exp())
+
+
+def build_model(
+    model_name: str,
+    pretrained: Optional[str] = None,
+    num_frames: int = 8,
+    sim_header: str = "meanP",
+    tsm: bool = False,
+    joint: bool = False,
+    grad_checkpointing: bool = False,
+    fix_text: bool = False,
+    fix_img: bool = False,
+    quick_gelu: Optional[bool] = None,
+    shift_div: int = 8,
+    cache_dir: Optional[str] = None,
+) -> ActionCLIP:
+    """Build an ActionCLIP model from config values.
+
+    model_name: an open_clip model name (open_clip.list_models(), incl. the configs in configs/models/),
+        or a path to an open_clip model-config JSON.
+    pretrained: None/'none' (random init), an open_clip tag (e.g. 'openai'), or a local file: an OpenAI CLIP
+        .pt (TorchScript archive or state dict), an open_clip state dict (.bin/.pt/.safetensors), or an
+        original ActionCLIP checkpoint (also loads its fusion head; options must match it).
+    quick_gelu: activation override; by default QuickGELU when the weights were trained with it
+        (OpenAI tags and archives, ActionCLIP checkpoints), else the model config's choice.
+    shift_div: with tsm, 1/shift_div of the channels shift back and 1/shift_div forward.
+    """
+    check_options(num_frames, sim_header, tsm, joint)
+    name = resolve_model_name(model_name)
+    source = resolve_weights(name, pretrained, cache_dir)
+    clip = create_clip(name, source, quick_gelu)
+    embed_dim = open_clip.get_model_config(name)["embed_dim"]
+    model = ActionCLIP(clip, embed_dim, num_frames, sim_header, tsm=tsm, joint=joint, shift_div=shift_div)
+    if source.kind == "actionclip":
+        import_original_checkpoint(model, source.state, source=source.path)
+    freeze_towers(model, fix_text=fix_text, fix_img=fix_img)
+    model.set_grad_checkpointing(grad_checkpointing)
+    return model
