@@ -49,6 +49,9 @@ class ActionCLIP(nn.Module):
     ) -> None:
         super().__init__()
         check_options(num_frames, sim_header, tsm, joint)
+        # A one-element logit scale instead of open_clip's 0-dim one: distributed wrappers that view every
+        # parameter as bytes to broadcast it (DeepSpeed's engine does) reject 0-dim tensors.
+        clip.logit_scale = nn.Parameter(clip.logit_scale.detach().reshape(1))
         self.clip = clip
         self.embed_dim = embed_dim
         self.num_frames = num_frames

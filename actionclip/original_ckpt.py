@@ -110,6 +110,8 @@ def import_original_checkpoint(
     _check_option(source, "Joint (joint)", "visual.time_embedding" in clip_state, model.joint)
     if model.joint:
         clip_state = {_JOINT_KEYS.get(k, k): v for k, v in clip_state.items()}
+    if "logit_scale" in clip_state:
+        clip_state["logit_scale"] = clip_state["logit_scale"].reshape(model.clip.logit_scale.shape)
     _load(model.clip, clip_state, source, "model_state_dict")
 
     fusion_state = {k.removeprefix(_FUSION_PREFIX): v for k, v in checkpoint["fusion_model_state_dict"].items()}
@@ -127,6 +129,7 @@ def export_original_checkpoint(model: "ActionCLIP", epoch: int = 0) -> dict[str,
     _require_openai_layout(model)
     to_original = {ours: original for original, ours in _JOINT_KEYS.items()} if model.joint else {}
     clip_state = {to_original.get(k, k): v for k, v in model.clip.state_dict().items()}
+    clip_state["logit_scale"] = clip_state["logit_scale"].reshape(())  # the original stores a 0-dim scale
     fusion_state = {_FUSION_PREFIX + k: v for k, v in model.fusion.state_dict().items()}
     if model.sim_header in _HEADS_WITH_UNUSED_FRAME_POSITIONS:
         # Unused by these heads, but the original loads fusion weights strictly and expects the table.

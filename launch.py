@@ -1,0 +1,76 @@
+"""ActionCLIP trainer entry point.
+
+    deepspeed launch.py --config configs/k400.yaml                      # train on every GPU (or --num_gpus N CPU ranks)
+    python launch.py --config configs/demo.yaml                          # one process, no launcher needed
+    python launch.py test --config X.yaml --checkpoint runs/x/checkpoints/best.pt --set test.num_clips=4
+    python launch.py zero-shot --config configs/ucf101/zero_shot_from_k400.yaml
+    python launch.py predict --checkpoint best.pt --labels labels.csv video.mp4 ...
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+MODES = ("train", "test", "zero-shot", "predict")
+
+
+def arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Train and evaluate ActionCLIP with DALI data loading and DeepSpeed.",
+        epilog="modes: train (default) | test (single/multi-view: test.num_clips x test.num_crops) | "
+               "zero-shot (evaluate on another label set: test.shards + test.labels) | "
+               "predict (top-5 labels for video files)")
+    parser.add_argument("mode", nargs="?", choices=MODES, default="train", help="what to run (default: train)")
+    parser.add_argument("videos", nargs="*", help="predict: video files")
+    parser.add_argument("--config", help="YAML run config (configs/*.yaml)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set solver.lr=1e-5 (repeatable)")
+    parser.add_argument("--resume", help="train: 'auto' (latest checkpoint of the experiment) or a checkpoint path")
+    parser.add_argument("--checkpoint", help="test/zero-shot/predict: consolidated (best.pt, last.pt) or original "
+                                             "ActionCLIP checkpoint; default test.checkpoint")
+    parser.add_argument("--labels", help="predict: class list CSV (id,name); default: the checkpoint's classes")
+    parser.add_argument("--max-steps", type=int, help="train: stop after this many steps (smoke runs, benchmarks)")
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
+    return parser.parse_intermixed_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
+    from training.config import ConfigError, load_config
+    from training.engine import init_distributed
+
+    try:
+        if args.mode != "predict" and not args.config:
+            raise ConfigError(f"{args.mode} needs --config X.yaml")
+        if args.mode == "predict" and not (args.checkpoint and args.videos):
+            raise ConfigError("predict needs --checkpoint C and at least one video file")
+        config = load_config(args.config, args.overrides)
+        dist = init_distributed(args.local_rank)
+        if args.mode == "train":
+            from training.train import train
+
+            summary = train(config, dist, resume=args.resume, max_steps=args.max_steps)
+            if dist.is_main:
+                from training.logs import console
+
+                console.print(f"[bold]done[/]: {json.dumps(summary)}")
+                console.print(f"experiment folder: {summary['exp_dir']}  (config.yaml, metrics.jsonl, "
+                              f"tensorboard/, csv/, checkpoints/best.pt, checkpoints/last.pt)")
+        elif args.mode in ("test", "zero-shot"):
+            from training.test import run_test
+
+            run_test(config, dist, zero_shot=args.mode == "zero-shot",
+                     checkpoint_path=args.checkpoint or config["test"]["checkpoint"])
+        else:
+            from training.predict import predict
+
+            predict(config, dist, args.checkpoint, args.labels, args.videos)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

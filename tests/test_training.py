@@ -1,0 +1,170 @@
+"""launch.py end to end on CPU: real shards, real DALI loader, real DeepSpeed engine, real checkpoints."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from media import write_video
+from shard_tools.cli import main as shard_main
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> dict:
+    """Motion classes (train/val) and held-out compositional classes (zero-shot), as VP9 shards."""
+    root = tmp_path_factory.mktemp("data")
+    motion, held_out = root / "motion", root / "compositional"
+    assert shard_main(["synth", "--out", str(motion), "--seed", "0", "--train-per-class", "6", "--val-per-class",
+                       "2", "--test-per-class", "0", "--size", "64", "--frames", "16", "24", "--workers", "2"]) == 0
+    assert shard_main(["build-shards", "--format", "csv", "--annotations", str(motion / "annotations.csv"),
+                       "--root", str(motion), "--labels", str(motion / "labels.csv"), "--name", "motion",
+                       "--out", str(root / "shards"), "--short-side", "64", "--workers", "2"]) == 0
+    assert shard_main(["synth", "--out", str(held_out), "--seed", "1", "--labels", "compositional",
+                       "--train-per-class", "0", "--val-per-class", "0", "--test-per-class", "0",
+                       "--zeroshot-per-class", "1", "--size", "64", "--frames", "16", "--workers", "2"]) == 0
+    assert shard_main(["build-shards", "--format", "csv", "--annotations", str(held_out / "annotations.csv"),
+                       "--root", str(held_out), "--labels", str(held_out / "labels-zeroshot.csv"),
+                       "--split", "zeroshot", "--name", "unseen", "--out", str(root / "shards"),
+                       "--short-side", "64", "--workers", "2"]) == 0
+    return {"root": root, "train": root / "shards" / "motion-train.manifest.json",
+            "val": root / "shards" / "motion-val.manifest.json", "labels": motion / "labels.csv",
+            "zeroshot": root / "shards" / "unseen-zeroshot.manifest.json",
+            "zeroshot_labels": held_out / "labels-zeroshot.csv"}
+
+
+def settings(shards: dict, exp_dir: Path, **extra) -> list[str]:
+    values = {"data.train_shards": shards["train"], "data.val_shards": shards["val"], "data.labels": shards["labels"],
+              "data.num_segments": 4, "data.batch_size": 8, "data.workers": 1, "network.arch": "ViT-Tiny-16",
+              "network.sim_header": "Transf", "solver.epochs": 2, "solver.lr": 1e-3, "solver.lr_warmup_step": 1,
+              "logging.print_freq": 1, "logging.tensorboard": True, "logging.exp_dir": exp_dir, **extra}
+    return [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
+
+
+def launch(*args: str, timeout: int = 300, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
+    command = (launcher or [sys.executable]) + ["launch.py", *map(str, args)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                            env={**os.environ, "DS_ACCELERATOR": "cpu"})
+    return result
+
+
+def records(exp_dir: Path, kind: str) -> list[dict]:
+    lines = (exp_dir / "metrics.jsonl").read_text().splitlines()
+    return [entry for entry in map(json.loads, lines) if entry["kind"] == kind]
+
+
+@pytest.fixture(scope="module")
+def trained(shards, tmp_path_factory) -> Path:
+    exp_dir = tmp_path_factory.mktemp("run") / "exp"
+    result = launch("--config", "configs/demo.yaml", *settings(shards, exp_dir))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return exp_dir
+
+
+def test_training_lowers_the_loss_and_writes_checkpoints_logs_and_results(trained):
+    losses = [entry["loss"] for entry in records(trained, "train")]
+    per_epoch = len(losses) // 2
+    assert len(losses) == 2 * per_epoch and per_epoch >= 5
+    assert sum(losses[per_epoch:]) / per_epoch < sum(losses[:per_epoch]) / per_epoch
+    val = records(trained, "val")
+    assert len(val) == 2 and all(0.0 <= entry["top1"] <= 100.0 for entry in val)
+    for path in ("config.yaml", "checkpoints/best.pt", "checkpoints/last.pt", "checkpoints/deepspeed/latest"):
+        assert (trained / path).exists(), path
+    assert any((trained / "tensorboard").rglob("events.out.tfevents.*"))
+    assert any((trained / "csv").rglob("*.csv"))
+
+
+def test_multi_view_test_writes_results(trained, shards):
+    result = launch("test", "--config", "configs/demo.yaml", *settings(shards, trained, **{
+        "test.num_clips": 2, "test.num_crops": 3}), "--checkpoint", trained / "checkpoints" / "best.pt")
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((trained / "results-test.json").read_text())
+    assert results["videos"] == 20 and results["views"] == "2 clip(s) x 3 crop(s)"
+    assert len(results["predictions"]) == 20
+    best = json.loads(json.dumps(records(trained, "val")))
+    assert results["mode"] == "test" and 0 <= results["top1"] <= 100 and best
+
+
+def test_zero_shot_uses_the_held_out_label_set(trained, shards):
+    result = launch("zero-shot", "--config", "configs/demo.yaml", *settings(shards, trained, **{
+        "test.shards": shards["zeroshot"], "test.labels": shards["zeroshot_labels"]}),
+        "--checkpoint", trained / "checkpoints" / "best.pt")
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((trained / "results-zero-shot.json").read_text())
+    names = [line.split(",", 1)[1] for line in shards["zeroshot_labels"].read_text().splitlines()[1:]]
+    assert results["classes"] == names and results["videos"] == len(names)
+    trained_on = [line.split(",", 1)[1] for line in shards["labels"].read_text().splitlines()[1:]]
+    assert not set(names) & set(trained_on)
+
+
+def test_predict_on_an_h264_file(trained, tmp_path):
+    video = write_video(tmp_path / "clip.mp4", num_frames=30, width=96, height=64, codec="libx264")
+    result = launch("predict", "--checkpoint", trained / "checkpoints" / "best.pt", video)
+    assert result.returncode == 0, result.stderr[-3000:]
+    probabilities = [float(token) for line in result.stdout.splitlines() for token in line.split("│")[2:3]
+                     if token.strip().replace(".", "").isdigit()]
+    assert len(probabilities) == 5 and probabilities == sorted(probabilities, reverse=True)
+    assert 0.0 < sum(probabilities) <= 1.0001
+    assert "clip.mp4" in result.stdout
+
+
+def test_killed_run_resumes_like_an_uninterrupted_one(trained, shards, tmp_path):
+    exp_dir = tmp_path / "killed"
+    command = [sys.executable, "launch.py", "--config", "configs/demo.yaml", *map(str, settings(shards, exp_dir))]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "DS_ACCELERATOR": "cpu"})
+    latest = exp_dir / "checkpoints" / "deepspeed" / "latest"
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        if latest.exists() and latest.read_text().strip() == "epoch0001":
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    assert process.wait() == -signal.SIGKILL, "the run ended before it could be killed in epoch 2"
+    result = launch("--config", "configs/demo.yaml", *settings(shards, exp_dir), "--resume", "auto")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resumed from" in result.stdout
+    uninterrupted = {entry["step"]: entry for entry in records(trained, "train")}
+    # The killed run may have logged a few epoch-2 steps before it died; the resumed run's come last.
+    second_epoch = {entry["step"]: entry for entry in records(exp_dir, "train") if entry["epoch"] == 2}
+    assert len(second_epoch) == len([e for e in uninterrupted.values() if e["epoch"] == 2])
+    for entry in second_epoch.values():
+        reference = uninterrupted[entry["step"]]
+        assert entry["lr"] == pytest.approx(reference["lr"], rel=1e-6)
+        assert entry["loss"] == pytest.approx(reference["loss"], rel=1e-3, abs=1e-4)
+    assert records(exp_dir, "data")[-1]["rank_sample_ranges"] == records(trained, "data")[-1]["rank_sample_ranges"]
+
+
+def test_two_ranks_read_different_samples(shards, tmp_path):
+    exp_dir = tmp_path / "two"
+    launcher = [str(Path(sys.executable).parent / "deepspeed"), "--num_gpus", "2", "--master_port", "29731"]
+    result = launch("--config", "configs/demo.yaml", *settings(shards, exp_dir, **{"solver.epochs": 1}),
+                    launcher=launcher)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ranges = records(exp_dir, "data")[0]["rank_sample_ranges"]
+    assert len(ranges) == 2 and ranges[0][1] == ranges[1][0] and ranges[0][0] == 0 and ranges[1][1] == 60
+    assert (exp_dir / "checkpoints" / "last.pt").exists()
+    single_rank_steps = 60 // 8
+    assert records(exp_dir, "train")[-1]["step"] == 60 // 2 // 8 < single_rank_steps
+
+
+def test_bad_inputs_fail_with_clear_errors(shards, tmp_path):
+    typo = launch("--config", "configs/demo.yaml", "--set", "solver.lr_warmup_steps=3")
+    assert typo.returncode == 2 and "unknown key 'solver.lr_warmup_steps'" in typo.stderr
+    assert "did you mean 'solver.lr_warmup_step'" in typo.stderr
+    wrong_type = launch("--config", "configs/demo.yaml", "--set", "data.batch_size=many")
+    assert wrong_type.returncode == 2 and "'data.batch_size' must be int" in wrong_type.stderr
+    missing = launch("--config", "configs/demo.yaml", *settings(shards, tmp_path / "x", **{
+        "data.train_shards": tmp_path / "nowhere"}))
+    assert missing.returncode == 2 and "'data.train_shards'" in missing.stderr and "nowhere" in missing.stderr
+    no_checkpoint = launch("test", "--config", "configs/demo.yaml", *settings(shards, tmp_path / "y"),
+                           "--checkpoint", tmp_path / "absent.pt")
+    assert no_checkpoint.returncode == 2 and "absent.pt not found" in no_checkpoint.stderr
