@@ -59,6 +59,17 @@ def read_checkpoint(path: str | Path) -> dict:
     return checkpoint
 
 
+def is_consolidated(path: str | None) -> bool:
+    """Whether `path` is a file this trainer exported (cheap: reads the zip's record list, not the tensors)."""
+    if not path or not Path(path).is_file():
+        return False
+    try:
+        checkpoint = torch.load(path, map_location="meta", weights_only=True, mmap=True)
+    except Exception:
+        return False
+    return isinstance(checkpoint, dict) and checkpoint.get("format") == FORMAT
+
+
 def load_weights(model: ActionCLIP, checkpoint: dict, source: str) -> None:
     if checkpoint.get("format") == FORMAT:
         missing, unexpected = model.load_state_dict(checkpoint["state_dict"], strict=False)

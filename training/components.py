@@ -9,6 +9,7 @@ import torch
 from actionclip import ActionCLIP, PromptTable, build_model, resolve_model_name
 from pipelines import build_loader, open_shards
 from shard_tools.inputs import read_labels_csv
+from training import checkpoint
 from training.config import ConfigError
 from training.engine import Dist
 
@@ -37,12 +38,18 @@ def require_shards(config: dict, key: str) -> str:
 
 
 def model_from_config(config: dict, pretrained: str | None = None) -> ActionCLIP:
+    """The configured model; `pretrained` (default network.pretrained) may also be this trainer's own
+    consolidated checkpoint (best.pt / last.pt), e.g. to fine-tune a K400 model on UCF101."""
     network = config["network"]
-    return build_model(
-        network["arch"], pretrained=network["pretrained"] if pretrained is None else pretrained,
-        num_frames=config["data"]["num_segments"], sim_header=network["sim_header"], tsm=network["tsm"],
-        joint=network["joint"], grad_checkpointing=network["grad_checkpointing"], fix_text=network["fix_text"],
-        fix_img=network["fix_img"])
+    source = network["pretrained"] if pretrained is None else pretrained
+    own = checkpoint.read_checkpoint(source) if checkpoint.is_consolidated(source) else None
+    model = build_model(
+        network["arch"], pretrained="none" if own else source, num_frames=config["data"]["num_segments"],
+        sim_header=network["sim_header"], tsm=network["tsm"], joint=network["joint"],
+        grad_checkpointing=network["grad_checkpointing"], fix_text=network["fix_text"], fix_img=network["fix_img"])
+    if own:
+        checkpoint.load_weights(model, own, source)
+    return model
 
 
 def prompt_table(config: dict, classes: list[str], device: torch.device) -> PromptTable:

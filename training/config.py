@@ -139,6 +139,21 @@ def _as_float(key: str, value: int | str, source: str) -> float:
         raise ConfigError(f"{source}: '{key}' must be a number, got {value!r}") from None
 
 
+def deep_merge(base: dict, updates: dict) -> dict:
+    """`base` with `updates` merged in, nested dicts key by key."""
+    merged = dict(base)
+    for key, value in updates.items():
+        both_dicts = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = deep_merge(merged[key], value) if both_dicts else value
+    return merged
+
+
+def _get(tree: dict, dotted: str):
+    for part in dotted.split("."):
+        tree = tree[part]
+    return tree
+
+
 def _set(tree: dict, dotted: str, value: Any) -> None:
     *parents, leaf = dotted.split(".")
     for part in parents:
@@ -154,6 +169,8 @@ def merge(config: dict, updates: dict, source: str) -> dict:
             open_parent = next((p for p in OPEN_SECTIONS if dotted.startswith(p + ".")), None)
             if open_parent is None:
                 raise ConfigError(f"{source}: unknown key '{dotted}'{_nearest(dotted)}")
+        elif dotted in OPEN_SECTIONS:
+            value = deep_merge(_get(merged, dotted), value)
         else:
             value = _check_type(dotted, value, VALID_KEYS[dotted], source)
         _set(merged, dotted, value)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from training.config import deep_merge
+
 
 @dataclass(frozen=True)
 class Dist:
@@ -76,15 +78,7 @@ def deepspeed_config(config: dict, steps_per_epoch: int, exp_dir: Path) -> dict:
         "csv_monitor": {"enabled": logging["csv"], "output_path": str(exp_dir / "csv"), "job_name": "train"},
         "wandb": {"enabled": logging["wandb"], "project": logging["wandb_project"]},
     }
-    return _deep_merge(generated, speed["config"])
-
-
-def _deep_merge(base: dict, updates: dict) -> dict:
-    merged = dict(base)
-    for key, value in updates.items():
-        merged[key] = _deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(
-            merged.get(key), dict) else value
-    return merged
+    return deep_merge(generated, speed["config"])
 
 
 def build_engine(model: torch.nn.Module, param_groups: list[dict], config: dict, ds_config: dict):
