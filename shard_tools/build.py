@@ -256,6 +256,13 @@ def _read_jsonl(path: Path) -> list[dict]:
 def run(args: argparse.Namespace) -> int:
     try:
         inputs, classes, derived = load_dataset(args)
+        present = sorted({item.split for item in inputs})
+        wanted = [s for group in args.split for s in group.split(",")] if args.split else present
+        missing = [split for split in wanted if split not in present]
+        if missing:
+            raise annotations.AnnotationError(f"no inputs for split(s) {missing}; the annotations have {present}")
+        # Labels are checked for the requested splits only: a split may use its own label set (zero-shot).
+        inputs = [item for item in inputs if item.split in wanted]
         label_ids = annotations.label_ids(inputs, classes, str(args.annotations or args.root))
     except (annotations.AnnotationError, OSError) as error:
         console.print(f"[red]build-shards: {error}")
@@ -268,11 +275,6 @@ def run(args: argparse.Namespace) -> int:
     by_split: dict[str, list[tuple[annotations.VideoInput, int]]] = {}
     for item, label in zip(inputs, label_ids):
         by_split.setdefault(item.split, []).append((item, label))
-    wanted = [s for group in args.split for s in group.split(",")] if args.split else sorted(by_split)
-    missing = [split for split in wanted if split not in by_split]
-    if missing:
-        console.print(f"[red]build-shards: no inputs for split(s) {missing}; the annotations have {sorted(by_split)}")
-        return 2
 
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]} videos/s"), TimeRemainingColumn(),
