@@ -1,0 +1,173 @@
+"""What a benchmark run measures and at what size: a preset, then a training config, then command-line flags."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+import torch
+
+from benchmarks.machine import REPO_ROOT
+
+PRESET_NAMES = ("auto", "smoke", "cpu", "gpu")
+SECTIONS = ("loader", "step", "e2e", "codecs", "build")
+PRECISIONS = ("bf16", "fp16", "fp32")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of a run; the report records all of them."""
+
+    preset: str
+    seed: int = 0
+    data_dir: Path = REPO_ROOT / "data" / "bench"
+    out_dir: Path = REPO_ROOT / "benchmarks" / "reports"
+    name: str | None = None           # report file stem; default: the machine kind (+ the section)
+    note: str = ""                    # what changed since the last run, for the history table
+    config: Path | None = None        # training YAML the sizes below are read from
+    # The data the loader, step and e2e sections run on: given shards, or a synthetic default set.
+    shards: Path | None = None
+    videos_per_class: int = 5         # the default set has 10 classes
+    video_size: tuple[int, int] = (256, 340)    # short side range of the synthetic sources
+    video_frames: tuple[int, int] = (250, 300)  # frames per source video, as a 10 s Kinetics clip at 25-30 fps
+    shard_codec: str = "vp9"
+    shard_gop: int = 16
+    shard_short_side: int = 256
+    shard_fps_cap: float | None = None  # frames the decoder must walk through scale with the frame rate
+    shard_samples: int = 16           # samples per tar, so the set spans several tars
+    workers: int = os.cpu_count() or 1  # processes that draw and encode the default set
+    # What a training step sees.
+    batch_size: int = 2
+    num_frames: int = 8
+    input_size: int = 224
+    threads: int = 2                  # DALI threads = baseline DataLoader workers
+    prefetch: int = 2
+    cpus: int | None = None           # CPU cores the loaders may use (process affinity); None: all
+    arch: str = "ViT-B-32"
+    pretrained: str = "none"
+    sim_header: str = "Transf"
+    precision: str = "bf16"
+    # How long each section measures.
+    loader_repeats: int = 3
+    loader_warmup: int = 2            # batches per repeat not timed (pipeline build, worker start, first decode)
+    loader_batches: int | None = None  # timed batches per repeat; None: the rest of the epoch
+    step_warmup: int = 0              # untimed steps after the first (FLOP-counting) one
+    step_iters: int = 1
+    step_repeats: int = 5
+    e2e_steps: int = 7
+    e2e_warmup: int = 1               # steps before the steady-state window (and the trainer's log interval)
+    codecs: tuple[str, ...] = ("vp9", "h264", "mjpeg")
+    gops: tuple[int, ...] = (1, 8, 32)
+    short_sides: tuple[int, ...] = (256, 160)
+    codec_videos: int = 8
+    codec_batches: int = 4
+    codec_repeats: int = 3
+    build_videos: int = 8
+    build_workers: tuple[int, ...] = field(default_factory=lambda: tuple(sorted({1, os.cpu_count() or 1})))
+    sections: tuple[str, ...] = SECTIONS
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+
+    @property
+    def loader_dtype(self) -> str:
+        """The batch dtype the trainer asks the loader for at this precision."""
+        return {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[self.precision]
+
+    def describe(self) -> dict:
+        return {item.name: _plain(getattr(self, item.name)) for item in fields(self)}
+
+
+def shown_path(path: Path | str) -> str:
+    """A path as reports show it: relative to the repository when inside it (reports get committed)."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def _plain(value):
+    if isinstance(value, Path):
+        return shown_path(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+PRESETS: dict[str, dict] = {
+    # Seconds on two cores: the code paths of every section at toy sizes (CI).
+    "smoke": dict(videos_per_class=1, video_size=(48, 64), video_frames=(16, 24), shard_gop=8, shard_short_side=48,
+                  shard_samples=4, workers=2, batch_size=2, num_frames=4, input_size=64, threads=2,
+                  loader_repeats=2, loader_warmup=1, arch="ViT-Tiny-16", sim_header="meanP",
+                  step_iters=2, step_repeats=2, e2e_steps=3, gops=(1, 8), short_sides=(48, 32), codec_videos=3,
+                  codec_batches=2, codec_repeats=2, build_videos=3, build_workers=(1,)),
+    # A few minutes on a 2-core CPU: Kinetics-like videos, ViT-B/32 at 8 frames, batch 2.
+    "cpu": dict(),
+    # The target configuration on one GPU: ViT-B/32, 8 frames, bf16, batch 64.
+    "gpu": dict(videos_per_class=64, shard_samples=64, batch_size=64, threads=min(8, os.cpu_count() or 1),
+                loader_repeats=3, loader_warmup=3, step_warmup=4, step_iters=10, step_repeats=3, e2e_steps=200,
+                e2e_warmup=20,
+                codec_videos=32, codec_batches=8, build_videos=32),
+}
+
+# Training-config keys the run sizes are read from (`--config`), before explicit flags.
+CONFIG_KEYS = {
+    "shards": ("data", "train_shards"), "batch_size": ("data", "batch_size"), "num_frames": ("data", "num_segments"),
+    "input_size": ("data", "input_size"), "threads": ("data", "workers"), "prefetch": ("data", "prefetch"),
+    "arch": ("network", "arch"), "sim_header": ("network", "sim_header"), "precision": ("deepspeed", "precision"),
+}
+
+
+def resolve(preset: str, config: Path | None, flags: dict) -> Settings:
+    """Preset values, then the training config's (when given), then every flag that is not None."""
+    if preset not in PRESET_NAMES:
+        raise ValueError(f"preset must be one of {PRESET_NAMES}, got {preset!r}")
+    if preset == "auto":
+        preset = "gpu" if torch.cuda.is_available() else "cpu"
+    settings = replace(Settings(preset=preset), **PRESETS[preset])
+    if config is not None:
+        settings = replace(settings, config=config, **_from_training_config(config))
+    known = {item.name for item in fields(Settings)}
+    unknown = set(flags) - known
+    if unknown:
+        raise ValueError(f"unknown settings {sorted(unknown)}")
+    settings = replace(settings, **{key: value for key, value in flags.items() if value is not None})
+    check(settings)
+    return settings
+
+
+def _from_training_config(path: Path) -> dict:
+    from training.config import load_config
+
+    config = load_config(path)
+    values = {}
+    for setting, (section, key) in CONFIG_KEYS.items():
+        value = config[section][key]
+        if value is not None:
+            values[setting] = Path(value) if setting == "shards" else value
+    return values
+
+
+def check(settings: Settings) -> None:
+    """Reject settings no section can run with, naming the flag."""
+    positive = ("batch_size", "num_frames", "input_size", "threads", "prefetch", "loader_repeats", "step_iters",
+                "step_repeats", "e2e_steps", "e2e_warmup", "codec_videos", "codec_batches", "codec_repeats", "build_videos",
+                "videos_per_class", "workers", "shard_samples")
+    for name in positive:
+        if getattr(settings, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(settings, name)}")
+    for name in ("loader_warmup", "step_warmup"):
+        if getattr(settings, name) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(settings, name)}")
+    if settings.loader_batches is not None and settings.loader_batches < 1:
+        raise ValueError(f"--loader-batches must be >= 1 (or left out for the whole epoch), got {settings.loader_batches}")
+    if settings.precision not in PRECISIONS:
+        raise ValueError(f"--precision must be one of {PRECISIONS}, got {settings.precision!r}")
+    bad = [section for section in settings.sections if section not in SECTIONS]
+    if bad:
+        raise ValueError(f"unknown section(s) {bad}; sections are {list(SECTIONS)}")
+    if settings.cpus is not None and not 1 <= settings.cpus <= len(os.sched_getaffinity(0)):
+        raise ValueError(f"--cpus must be in [1, {len(os.sched_getaffinity(0))}] (the cores this process may use), "
+                         f"got {settings.cpus}")
+    if settings.shards is not None and not Path(settings.shards).exists():
+        raise ValueError(f"--shards {settings.shards} does not exist; pass a shard folder, a manifest or a .tar, "
+                         "or leave it out to build the default synthetic set")

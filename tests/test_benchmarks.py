@@ -1,0 +1,209 @@
+"""benchmarks: a smoke run of every section at toy sizes through the real CLI, plus the report arithmetic."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import headline
+from benchmarks.cli import main as bench_main
+from benchmarks.data import BenchmarkError
+from benchmarks.report import markdown
+from benchmarks.settings import resolve
+from benchmarks.stats import summarize
+from benchmarks.trainer import overrides
+
+REPO = Path(__file__).resolve().parents[1]
+SECTIONS = ("loader", "step", "e2e", "codecs", "build")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """`python -m benchmarks ...` in a fresh process (the e2e section sets up torch.distributed)."""
+    return subprocess.run([sys.executable, "-m", "benchmarks", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    data, out = root / "data", root / "reports"
+    done = run_cli("report", "--preset", "smoke", "--data-dir", str(data), "--out-dir", str(out), "--name", "smoke",
+                   "--note", "first")
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    # Read now: a later test runs again into the same folder.
+    return {"data": data, "out": out, "report": json.loads((out / "smoke.json").read_text()), "stdout": done.stdout,
+            "markdown": (out / "smoke.md").read_text()}
+
+
+def test_smoke_report_has_every_section_with_measurements(smoke):
+    report = smoke["report"]
+    assert list(report["sections"]) == list(SECTIONS)
+    assert all(section["status"] == "ok" for section in report["sections"].values())
+    loader = report["sections"]["loader"]
+    for backend in ("dali", "baseline"):
+        rate = loader[backend]["clips_per_s"]
+        assert rate["repeats"] == 2 and rate["min"] > 0 and rate["min"] <= rate["median"] <= rate["max"]
+        # Each repeat times the epoch minus its warm-up batch: 10 clips / batch 2 = 5 batches, 4 timed.
+        assert loader[backend]["timed_clips"] == 2 * 4 * 2
+        assert loader[backend]["cpu_ms_per_clip"]["median"] > 0 and loader[backend]["cores_busy"]["median"] > 0
+    assert loader["dali_vs_baseline"] == pytest.approx(
+        loader["dali"]["clips_per_s"]["median"] / loader["baseline"]["clips_per_s"]["median"])
+    step = report["sections"]["step"]
+    assert step["flops_per_clip"] > 1e6 and step["matmul_bf16_tflops"] > 0 and 0 < step["mfu"] < 1
+    e2e = report["sections"]["e2e"]
+    assert e2e["steps"] == 3 and e2e["clips_per_s"] > 0 and 0 <= e2e["data_wait_pct"] <= 100
+    # The steady window starts after the first (logged) step; the whole run counts pipeline start too.
+    assert (e2e["steady"]["from_step"], e2e["steady"]["to_step"]) == (1, 3)
+    assert e2e["whole_run"]["clips_per_s"] > 0
+    assert report["machine"]["cpu"] and report["machine"]["libraries"]["torch"]
+    assert report["settings"]["arch"] == "ViT-Tiny-16" and report["settings"]["preset"] == "smoke"
+
+
+def test_smoke_headline_ratios_come_from_the_sections(smoke):
+    report = smoke["report"]
+    head, sections = report["headline"], report["sections"]
+    dali = sections["loader"]["dali"]["clips_per_s"]["median"]
+    step = sections["step"]["clips_per_s"]["median"]
+    assert head["overlap_efficiency"] == pytest.approx(sections["e2e"]["clips_per_s"] / min(dali, step))
+    assert head["e2e_mfu"] == pytest.approx(sections["e2e"]["clips_per_s"] * sections["step"]["flops_per_clip"]
+                                            / (sections["step"]["matmul_bf16_tflops"] * 1e12))
+    text = smoke["markdown"]
+    for line in ("DALI vs baseline loader", "overlap efficiency", "MFU, model step", "Where the time goes",
+                 "## Machine", "## Settings", "## History"):
+        assert line in text
+    assert f"{head['dali_vs_baseline']:.2f}x" in text
+    assert "Headline" in smoke["stdout"] and "json:" in smoke["stdout"]
+
+
+def test_smoke_codec_sweep_decodes_what_dali_can_on_this_device(smoke):
+    section = smoke["report"]["sections"]["codecs"]
+    points = {(row["codec"], row["gop"], row["short_side"]) for row in section["rows"]}
+    assert points == {("vp9", 1, 48), ("vp9", 1, 32), ("vp9", 8, 48), ("vp9", 8, 32), ("h264", 1, 48),
+                      ("h264", 1, 32), ("h264", 8, 48), ("h264", 8, 32), ("mjpeg", None, 48), ("mjpeg", None, 32)}
+    by_point = {(row["codec"], row["gop"], row["short_side"]): row for row in section["rows"]}
+    # Intra-only frames cost more bytes than a GOP of 8, and a larger short side more than a smaller one.
+    assert by_point["vp9", 1, 48]["bytes_per_clip"] > by_point["vp9", 8, 48]["bytes_per_clip"]
+    assert by_point["vp9", 8, 48]["bytes_per_clip"] > by_point["vp9", 8, 32]["bytes_per_clip"]
+    gpu = smoke["report"]["machine"]["gpu"] is not None
+    for row in section["rows"]:
+        if row["codec"] == "h264" and not gpu:
+            assert row["decode"] is None and "GPU" in row["decode_skipped"]
+        else:
+            assert row["decode"]["median"] > 0
+    assert section["skipped_decode"] == ([] if gpu else ["h264"])
+    if not gpu:
+        assert "h264: decode skipped" in smoke["markdown"]
+    build = smoke["report"]["sections"]["build"]
+    assert [row["workers"] for row in build["rows"]] == [1] and build["rows"][0]["videos_per_s"] > 0
+
+
+def test_plot_is_written_or_its_absence_is_reported(smoke):
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "matplotlib is not installed" in smoke["markdown"]
+        assert not (smoke["out"] / "smoke.png").exists()
+    else:
+        assert (smoke["out"] / "smoke.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert smoke["report"]["plot"] == "smoke.png"
+
+
+def test_second_run_reuses_cached_data_and_extends_history(smoke):
+    done = run_cli("loader", "--preset", "smoke", "--data-dir", str(smoke["data"]), "--out-dir", str(smoke["out"]),
+                   "--name", "smoke", "--note", "one core", "--cpus", "1", "--loader-repeats", "1")
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    report = json.loads((smoke["out"] / "smoke.json").read_text())
+    assert list(report["sections"]) == ["loader"] and report["data"]["cached"] is True
+    assert len(report["sections"]["loader"]["cores"]) == 1
+    history = [json.loads(line) for line in (smoke["out"] / "history.jsonl").read_text().splitlines()]
+    assert [entry["note"] for entry in history] == ["first", "one core"]
+    text = (smoke["out"] / "smoke.md").read_text()
+    assert "| first |" in text and "| one core |" in text
+
+
+def test_loader_section_names_the_fix_when_the_set_is_too_small(smoke):
+    from benchmarks import loader
+
+    shards = next(smoke["data"].glob("synth-*/shards-*"))
+    settings = resolve("smoke", None, {"batch_size": 5, "loader_warmup": 2})
+    with pytest.raises(BenchmarkError, match="2 batches of 5.*--videos-per-class"):
+        loader.run(settings, shards)
+
+
+def test_e2e_lists_small_shard_sets_often_enough_for_one_epoch(smoke, tmp_path):
+    from benchmarks.e2e import one_epoch_manifest
+    from pipelines import open_shards
+
+    shards = next(smoke["data"].glob("synth-*/shards-*"))
+    assert one_epoch_manifest(shards, 10, tmp_path) == (shards, 1)
+    manifest, repeats = one_epoch_manifest(shards, 25, tmp_path)
+    repeated, once = open_shards(manifest), open_shards(shards)
+    assert repeats == 3 and repeated.num_samples == 30 and repeated.keys == once.keys * 3
+    assert repeated.classes == once.classes
+
+
+def test_settings_precedence_preset_then_training_config_then_flags(tmp_path):
+    config = tmp_path / "train.yaml"
+    config.write_text("data:\n  batch_size: 7\n  num_segments: 16\nnetwork:\n  arch: ViT-Tiny-16\n")
+    settings = resolve("smoke", config, {"num_frames": 4, "threads": None})
+    assert (settings.batch_size, settings.num_frames, settings.arch) == (7, 4, "ViT-Tiny-16")
+    # Every loader/model key comes from the training config, its defaults included (data.workers: 4) ...
+    assert settings.threads == 4 and settings.precision == "bf16"
+    # ... and everything else from the preset.
+    assert settings.loader_repeats == 2 and settings.videos_per_class == 1
+    assert resolve("cpu", None, {}).arch == "ViT-B-32"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["loader", "--preset", "smoke", "--shards", "/no/such/shards"], "--shards /no/such/shards does not exist"),
+    (["step", "--preset", "smoke", "--batch-size", "0"], "--batch-size must be >= 1"),
+    (["loader", "--preset", "smoke", "--cpus", "999"], "--cpus must be in"),
+    (["step", "--preset", "smoke", "--sections", "loader"], "--sections goes with the report command"),
+])
+def test_bad_settings_exit_2_naming_the_flag(argv, message, capsys):
+    assert bench_main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_e2e_overrides_are_valid_training_config_keys(tmp_path):
+    from training.config import load_config
+
+    settings = resolve("smoke", None, {})
+    config = load_config(None, overrides(settings, tmp_path / "shards", str(tmp_path / "exp")))
+    assert config["data"]["batch_size"] == settings.batch_size
+    assert config["data"]["num_segments"] == settings.num_frames
+    assert config["network"]["arch"] == "ViT-Tiny-16" and config["network"]["pretrained"] == "none"
+    assert config["data"]["val_shards"] is None and config["deepspeed"]["precision"] == "bf16"
+
+
+def test_summary_and_headline_arithmetic():
+    summary = summarize([4.0, 2.0, 3.0], "clips/s")
+    assert (summary["median"], summary["min"], summary["max"]) == (3.0, 2.0, 4.0)
+    assert summary["spread_pct"] == pytest.approx(100 * 2 / 3)
+    sections = {"loader": {"status": "ok", "dali": {"clips_per_s": {"median": 30.0}},
+                           "baseline": {"clips_per_s": {"median": 10.0}}},
+                "step": {"status": "ok", "clips_per_s": {"median": 20.0}, "flops_per_clip": 1e12,
+                         "matmul_bf16_tflops": 100.0, "mfu": 0.2},
+                "e2e": {"status": "ok", "clips_per_s": 18.0, "data_wait_pct": 5.0}}
+    head = headline.compute(sections, {"arch": "ViT-B-32", "num_frames": 8, "precision": "bf16"},
+                            {"gpu": {"name": "NVIDIA H100 80GB HBM3"}})
+    assert head["dali_vs_baseline"] == 3.0 and head["overlap_efficiency"] == pytest.approx(0.9)
+    assert head["bottleneck"] == "model step" and head["e2e_mfu"] == pytest.approx(0.18)
+    assert headline.verdicts(head) == {"dali_vs_baseline": True, "overlap_efficiency": True,
+                                       "e2e_clips_per_s": False}
+    assert "model step is the bottleneck" in headline.where_time_goes(head)
+
+
+def test_failed_section_is_reported_with_its_reason():
+    sections = {"e2e": {"status": "error", "error": "trainer not available: module training.train is missing"}}
+    machine = {"gpu": None, "cpu": "x", "cpus_usable": 1, "cpu_count": 1, "memory_gib": 1, "os": "Linux",
+               "revision": None, "libraries": {}}
+    report = {"name": "t", "created": "2026-01-01T00:00:00", "note": "", "command": ["python -m benchmarks", "e2e"],
+              "headline": headline.compute(sections, {}, machine), "where_time_goes": "", "machine": machine,
+              "settings": {}, "data": {}, "sections": sections}
+    text = markdown(report, [])
+    assert "| error | trainer not available: module training.train is missing |" in text
