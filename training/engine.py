@@ -69,7 +69,7 @@ def deepspeed_config(config: dict, steps_per_epoch: int, exp_dir: Path) -> dict:
         # Warm-up then cosine, stepped every optimiser step; it scales each group's own lr (keeps x ratio, x f_ratio).
         "scheduler": {"type": "WarmupCosineLR", "params": {
             "total_num_steps": max(optimizer_steps * solver["epochs"], 1),
-            "warmup_num_steps": optimizer_steps * solver["lr_warmup_step"],
+            "warmup_num_steps": max(optimizer_steps * solver["lr_warmup_step"], 1),  # DeepSpeed needs >= 1
             "warmup_type": "linear", "warmup_min_ratio": 0.0, "cos_min_ratio": 0.0}},
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
