@@ -20,38 +20,26 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from pipelines.batch import assemble_batch, torch_dtype
+from pipelines.batch import assemble_batch
 from pipelines.config import ClipConfig, epoch_seed
-from pipelines.epoch import EpochPlan
+from pipelines.epoch import EpochLoader, EpochPlan
 from pipelines.errors import CorruptSampleError
 from pipelines.pyav_decode import decode_frames
 from pipelines.sampling import sample_frame_indices
 from pipelines.shards import VERIFY_HINT, ShardSet
 
 
-class BaselineVideoLoader:
+class BaselineVideoLoader(EpochLoader):
     """Same interface as DaliVideoLoader: `len()`, `set_epoch(e)`, iterate one epoch of batch dicts."""
 
     def __init__(self, shards: ShardSet, clip: ClipConfig, *, batch_size: int, rank: int = 0, world_size: int = 1,
                  seed: int = 0, epoch: int = 0, num_workers: int = 2, prefetch: int = 2,
                  dtype: str | torch.dtype = "float32", shuffle_buffer: int = 1024,
                  output_device: str | torch.device | None = None) -> None:
-        self.info = shards
-        self.clip = clip
-        self.batch_size = batch_size
-        self.rank, self.world_size, self.seed = rank, world_size, seed
-        self.num_workers, self.prefetch, self.shuffle_buffer = num_workers, prefetch, shuffle_buffer
-        self.dtype = torch_dtype(dtype)
-        self.output_device = None if output_device is None else torch.device(output_device)
-        self.set_epoch(epoch)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.plan = EpochPlan(self.info.num_samples, self.batch_size, self.rank, self.world_size, epoch,
-                              self.clip.train)
-
-    def __len__(self) -> int:
-        return self.plan.num_batches
+        self.num_workers = num_workers
+        super().__init__(shards, clip, batch_size=batch_size, rank=rank, world_size=world_size, seed=seed,
+                         epoch=epoch, prefetch=prefetch, dtype=dtype, shuffle_buffer=shuffle_buffer,
+                         output_device=output_device)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         stream = RankStream(self.info, self.clip, self.plan, epoch_seed(self.seed, self.epoch, self.rank),

@@ -12,10 +12,10 @@ import torch
 from nvidia.dali.plugin.base_iterator import LastBatchPolicy
 from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
-from pipelines.batch import assemble_batch, torch_dtype
+from pipelines.batch import assemble_batch
 from pipelines.config import ClipConfig, epoch_seed
 from pipelines.dali_pipeline import READER_NAME, video_pipeline
-from pipelines.epoch import EpochPlan
+from pipelines.epoch import EpochLoader
 from pipelines.errors import CorruptSampleError
 from pipelines.pyav_decode import find_undecodable
 from pipelines.shards import VERIFY_HINT, ShardSet
@@ -27,7 +27,7 @@ DECODER_OPERATOR = "fn.decoders.video"
 PROBE_LIMIT = 256
 
 
-class DaliVideoLoader:
+class DaliVideoLoader(EpochLoader):
     """Iterate batches of one epoch; call `set_epoch(e)` before each epoch (as with DistributedSampler).
 
     `decoder` is "cpu" or "mixed"; with "mixed" `device_id` is the CUDA device and outputs live there.
@@ -42,23 +42,11 @@ class DaliVideoLoader:
             raise ValueError(f"decoder must be 'cpu' or 'mixed', got {decoder!r}")
         if decoder == "mixed" and device_id is None:
             raise ValueError("GPU decoding needs a CUDA device_id")
-        self.info = shards
-        self.clip = clip
-        self.batch_size = batch_size
-        self.rank, self.world_size, self.seed = rank, world_size, seed
         self.decoder, self.device_id = decoder, device_id if decoder == "mixed" else None
-        self.num_threads, self.prefetch, self.shuffle_buffer = num_threads, prefetch, shuffle_buffer
-        self.dtype = torch_dtype(dtype)
-        self.output_device = None if output_device is None else torch.device(output_device)
-        self.set_epoch(epoch)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.plan = EpochPlan(self.info.num_samples, self.batch_size, self.rank, self.world_size, epoch,
-                              self.clip.train)
-
-    def __len__(self) -> int:
-        return self.plan.num_batches
+        self.num_threads = num_threads
+        super().__init__(shards, clip, batch_size=batch_size, rank=rank, world_size=world_size, seed=seed,
+                         epoch=epoch, prefetch=prefetch, dtype=dtype, shuffle_buffer=shuffle_buffer,
+                         output_device=output_device)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         batch_index = 0
