@@ -266,7 +266,7 @@ def test_dataset_formats(tmp_path):
         (hmdb_root / class_name / clip).write_bytes(video.read_bytes())
     (hmdb_lists / "brush_hair_test_split1.txt").write_text("x1.avi 1 \nunused.avi 0 \n")
     (hmdb_lists / "cartwheel_test_split1.txt").write_text("y1.avi 2 \n")
-    shared = Path(__file__).resolve().parents[2] / "shared" / "labels"
+    shared = Path(__file__).resolve().parents[1] / "configs" / "labels"
     builds = {
         "k400": (["--format", "kinetics", "--annotations", str(kinetics_csv), "--root", str(kinetics_root),
                   "--use-time-window", "--labels", str(shared / "kinetics400.csv")], {"val": (1, 10)}),
