@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from actionclip.fusion import MAX_FRAMES
+from actionclip.weights import load_weights_only
 
 if TYPE_CHECKING:
     from actionclip.model import ActionCLIP
@@ -35,13 +36,7 @@ _CLIP_EXTRAS = ("input_resolution", "context_length", "vocab_size")
 
 def read_original_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load an original ActionCLIP checkpoint with torch.load(weights_only=True) and check its layout."""
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(
-            f"{path}: cannot be loaded with torch.load(weights_only=True), which accepts only tensors and plain "
-            f"containers; re-save the checkpoint without other Python objects. "
-            f"torch said: {type(error).__name__}: {error}") from error
+    checkpoint = load_weights_only(path, "re-save the checkpoint without other Python objects")
     _check_layout(checkpoint, str(path))
     return checkpoint
 

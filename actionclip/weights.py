@@ -30,6 +30,16 @@ _HF_DEFAULT_FILES = ("open_clip_pytorch_model.safetensors", "open_clip_pytorch_m
 _TORCHSCRIPT_EXTRAS = ("input_resolution", "context_length", "vocab_size")
 
 
+def load_weights_only(path: str | Path, advice: str) -> Any:
+    """torch.load(weights_only=True): tensors and plain containers only, never pickled code; the error says `advice`."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(
+            f"{path}: not a weights-only checkpoint: torch.load(weights_only=True) accepts only tensors and plain "
+            f"containers; {advice}. torch said: {type(error).__name__}: {error}") from error
+
+
 @dataclass(frozen=True)
 class WeightsSource:
     """Resolved `pretrained` value.
@@ -158,14 +168,8 @@ def _file_weights(path: Path) -> WeightsSource:
         # torch.load(weights_only=True) refuses; torch.jit.load builds them without arbitrary Python objects.
         state = torch.jit.load(str(path), map_location="cpu").state_dict()
         return WeightsSource("torchscript", str(path), quick_gelu=True, state=state)
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(
-            f"{path}: not a weights-only checkpoint. Weights are loaded with torch.load(weights_only=True), "
-            f"which accepts only tensors and plain containers; re-save them as a plain state dict "
-            f"(torch.save(model.state_dict(), path)) or as .safetensors. "
-            f"torch said: {type(error).__name__}: {error}") from error
+    checkpoint = load_weights_only(path, "re-save them as a plain state dict (torch.save(model.state_dict(), "
+                                          "path)) or as .safetensors")
     if isinstance(checkpoint, Mapping) and "model_state_dict" in checkpoint:
         # ActionCLIP fine-tunes OpenAI CLIP, trained with QuickGELU.
         return WeightsSource("actionclip", str(path), quick_gelu=True, state=checkpoint)

@@ -159,7 +159,7 @@ def test_import_rejects_checkpoints_that_need_pickled_objects(tmp_path):
     model = build_model(MODEL, "none", num_frames=T)
     path = tmp_path / "pickled.pt"
     torch.save({"model_state_dict": {}, "fusion_model_state_dict": {}, "config": open_clip.CLIPVisionCfg()}, path)
-    with pytest.raises(ValueError, match="pickled.pt: cannot be loaded with torch.load\\(weights_only=True\\)"):
+    with pytest.raises(ValueError, match="pickled.pt: not a weights-only checkpoint: torch.load\\(weights_only=True\\)"):
         import_original_checkpoint(model, path)
     torch.save({"state_dict": {}}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="other.pt: not an original ActionCLIP checkpoint"):
