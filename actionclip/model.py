@@ -14,7 +14,7 @@ from actionclip.fusion import build_fusion_head, check_sim_header
 from actionclip.original_ckpt import import_original_checkpoint
 from actionclip.params import freeze_towers
 from actionclip.temporal import add_joint_space_time, add_temporal_shift
-from actionclip.weights import create_clip, resolve_model_name, resolve_weights
+from actionclip.weights import WeightsSource, create_clip, resolve_model_name, resolve_weights
 
 
 def check_options(num_frames: int, sim_header: str, tsm: bool, joint: bool) -> None:
@@ -104,6 +104,19 @@ class ActionCLIP(nn.Module):
                 self.logit_scale.exp())
 
 
+def open_residual_branches(visual: nn.Module, source: WeightsSource) -> None:
+    """Set the last BN scale of every ModifiedResNet bottleneck to 1 (open_clip initialises it to 0)."""
+    if not isinstance(visual, ModifiedResNet):
+        raise ValueError(f"zero_init_residual=False applies to ModifiedResNet (RN*) image towers; this one is "
+                         f"{type(visual).__name__}. Remove the option.")
+    if source.kind != "none":
+        raise ValueError(f"zero_init_residual=False changes a random init, but weights are loaded from "
+                         f"{source.path or source.kind}; remove the option or use pretrained 'none'")
+    for stage in (visual.layer1, visual.layer2, visual.layer3, visual.layer4):
+        for bottleneck in stage:
+            nn.init.ones_(bottleneck.bn3.weight)
+
+
 def build_model(
     model_name: str,
     pretrained: Optional[str] = None,
@@ -116,6 +129,7 @@ def build_model(
     fix_img: bool = False,
     quick_gelu: Optional[bool] = None,
     shift_div: int = 8,
+    zero_init_residual: bool = True,
     cache_dir: Optional[str] = None,
 ) -> ActionCLIP:
     """Build an ActionCLIP model from config values.
@@ -128,11 +142,17 @@ def build_model(
     quick_gelu: activation override; by default QuickGELU when the weights were trained with it
         (OpenAI tags and archives, ActionCLIP checkpoints), else the model config's choice.
     shift_div: with tsm, 1/shift_div of the channels shift back and 1/shift_div forward.
+    zero_init_residual: open_clip's random init of a ModifiedResNet zeroes the last BN scale of every
+        bottleneck, so each residual branch starts closed; False starts them open (scale 1). Trained from
+        scratch with AdamW, the closed branches barely open and the tower learns like a plain conv stack.
+        Only for random init (pretrained 'none').
     """
     check_options(num_frames, sim_header, tsm, joint)
     name = resolve_model_name(model_name)
     source = resolve_weights(name, pretrained, cache_dir)
     clip = create_clip(name, source, quick_gelu)
+    if not zero_init_residual:
+        open_residual_branches(clip.visual, source)
     embed_dim = open_clip.get_model_config(name)["embed_dim"]
     model = ActionCLIP(clip, embed_dim, num_frames, sim_header, tsm=tsm, joint=joint, shift_div=shift_div)
     if source.kind == "actionclip":

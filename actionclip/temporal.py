@@ -1,42 +1,51 @@
-"""In-network (`Shift`) and pre-network (`Joint`) temporal modelling for open_clip's ViT image tower.
+"""In-network (`Shift`) and pre-network (`Joint`) temporal modelling for open_clip's image towers.
 
-Both are added to an already built (and weight-loaded) `open_clip.transformer.VisionTransformer` by
-wrapping its modules, so open_clip's own forward, pooling, projection and gradient checkpointing keep
-working unchanged:
+Both are added to an already built (and weight-loaded) image tower by wrapping its modules, so open_clip's
+own forward, pooling, projection and gradient checkpointing keep working unchanged:
 
-- `Shift` wraps every residual block as `block -> TemporalShiftBlock(net=block)`, which shifts a slice of
-  the patch-token channels between neighbouring frames before the block runs. The extra `.net` level in
-  the parameter names is the same one the original ActionCLIP checkpoints have.
-- `Joint` wraps `ln_pre`: the frame tokens of one video are joined into a single sequence (one class token,
-  then all frames' patch tokens, each frame's tokens plus a learned time embedding) before the pre-norm, so
-  the transformer attends across space and time and the tower returns one embedding per video.
+- `Shift` on a ViT wraps every residual block as `block -> TemporalShiftBlock(net=block)`, which shifts a
+  slice of the patch-token channels between neighbouring frames before the block runs. The extra `.net`
+  level in the parameter names is the same one the original ActionCLIP checkpoints have.
+- `Shift` on a ModifiedResNet (RN50, ...) wraps the first 1x1 conv of every bottleneck, as TSM does: the
+  residual branch sees feature-map channels shifted in time, the identity path does not.
+- `Joint` wraps a ViT's `ln_pre`: the frame tokens of one video are joined into a single sequence (one
+  class token, then all frames' patch tokens, each frame's tokens plus a learned time embedding) before the
+  pre-norm, so the transformer attends across space and time and the tower returns one embedding per video.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from open_clip.modified_resnet import ModifiedResNet
 from open_clip.transformer import VisionTransformer
 from torch import nn
 
 
-def temporal_shift(tokens: torch.Tensor, num_frames: int, fold_div: int = 8) -> torch.Tensor:
-    """Shift patch-token channels across frames; the class token (index 0) is left untouched.
+def shift_channels(x: torch.Tensor, num_frames: int, fold_div: int = 8, channel_dim: int = -1) -> torch.Tensor:
+    """Shift channels across frames: `x` is (videos * num_frames, ...), frames of one video consecutive.
 
-    `tokens` is (videos * num_frames, 1 + patches, channels), frames of one video consecutive. With
-    `fold = channels // fold_div`, channels [0, fold) of frame t take frame t+1's values, channels
+    With `fold = channels // fold_div`, channels [0, fold) of frame t take frame t+1's values, channels
     [fold, 2*fold) take frame t-1's, the rest stay; missing neighbours at the clip ends are zeros.
     """
-    frames, length, channels = tokens.shape
+    frames = x.shape[0]
     if frames % num_frames:
         raise ValueError(f"temporal shift got {frames} frames, not a multiple of num_frames={num_frames}")
-    fold = channels // fold_div
-    video = tokens.view(frames // num_frames, num_frames, length, channels)
-    cls_token, patches = video[:, :, :1], video[:, :, 1:]
-    # F.pad pads from the last dim backwards: (channels, tokens, time); one zero frame at the chosen end.
-    from_next = F.pad(patches[..., :fold], (0, 0, 0, 0, 0, 1))[:, 1:]
-    from_previous = F.pad(patches[..., fold:2 * fold], (0, 0, 0, 0, 1, 0))[:, :-1]
-    shifted = torch.cat([from_next, from_previous, patches[..., 2 * fold:]], dim=-1)
-    return torch.cat([cls_token, shifted], dim=2).view(frames, length, channels)
+    dim = (channel_dim % x.ndim) + 1  # the channel axis once the frames are split into (videos, time)
+    fold = x.shape[dim - 1] // fold_div
+    video = x.reshape(frames // num_frames, num_frames, *x.shape[1:])
+    shifted = torch.zeros_like(video)
+    shifted.narrow(dim, 0, fold)[:, :-1] = video.narrow(dim, 0, fold)[:, 1:]
+    shifted.narrow(dim, fold, fold)[:, 1:] = video.narrow(dim, fold, fold)[:, :-1]
+    rest = video.shape[dim] - 2 * fold
+    shifted.narrow(dim, 2 * fold, rest).copy_(video.narrow(dim, 2 * fold, rest))
+    return shifted.view(x.shape)
+
+
+def temporal_shift(tokens: torch.Tensor, num_frames: int, fold_div: int = 8) -> torch.Tensor:
+    """`shift_channels` for ViT tokens (videos * num_frames, 1 + patches, channels); the class token
+    (index 0) is left untouched."""
+    shifted = shift_channels(tokens[:, 1:], num_frames, fold_div)
+    return torch.cat([tokens[:, :1], shifted], dim=1)
 
 
 class TemporalShiftBlock(nn.Module):
@@ -51,6 +60,19 @@ class TemporalShiftBlock(nn.Module):
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         # open_clip calls blocks as block(x, attn_mask=...) or, under checkpointing, block(x, None, None, mask).
         return self.net(temporal_shift(x, self.num_frames, self.fold_div), *args, **kwargs)
+
+
+class TemporalShiftConv(nn.Module):
+    """A conv (`net`) that first shifts its (frames, channels, H, W) input's channels in time."""
+
+    def __init__(self, net: nn.Module, num_frames: int, fold_div: int = 8) -> None:
+        super().__init__()
+        self.net = net
+        self.num_frames = num_frames
+        self.fold_div = fold_div
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(shift_channels(x, self.num_frames, self.fold_div, channel_dim=1))
 
 
 class JointSpaceTime(nn.Module):
@@ -78,19 +100,25 @@ class JointSpaceTime(nn.Module):
         return self.norm(torch.cat([cls_token, patches], dim=1))
 
 
-def _require_vit(visual: nn.Module, option: str) -> VisionTransformer:
+def _require_vit(visual: nn.Module, option: str, towers: str = "ViT image tower (VisionTransformer)") -> VisionTransformer:
     if not isinstance(visual, VisionTransformer):
         raise ValueError(
-            f"{option} needs an open_clip ViT image tower (VisionTransformer); this model's image tower is "
-            f"{type(visual).__name__}. Choose a ViT model (e.g. ViT-B-32, ViT-B-16) or turn {option} off.")
+            f"{option} needs an open_clip {towers}; this model's image tower is {type(visual).__name__}. "
+            f"Choose a ViT model (e.g. ViT-B-32, ViT-B-16) or turn {option} off.")
     if not visual.transformer.batch_first:
         raise ValueError(f"{option} expects the ViT to run batch-first (N, L, D); this tower does not")
     return visual
 
 
 def add_temporal_shift(visual: nn.Module, num_frames: int, fold_div: int = 8) -> None:
-    """Wrap every residual block of an open_clip ViT in a `TemporalShiftBlock` (in place)."""
-    vit = _require_vit(visual, "Shift (tsm)")
+    """Add Shift to an open_clip image tower in place: every ViT residual block is wrapped in a
+    `TemporalShiftBlock`, or every ModifiedResNet bottleneck's `conv1` in a `TemporalShiftConv`."""
+    if isinstance(visual, ModifiedResNet):
+        for stage in (visual.layer1, visual.layer2, visual.layer3, visual.layer4):
+            for bottleneck in stage:
+                bottleneck.conv1 = TemporalShiftConv(bottleneck.conv1, num_frames, fold_div)
+        return
+    vit = _require_vit(visual, "Shift (tsm)", towers="ViT or ModifiedResNet (RN50, ...) image tower")
     vit.transformer.resblocks = nn.ModuleList(
         TemporalShiftBlock(block, num_frames, fold_div) for block in vit.transformer.resblocks)
 

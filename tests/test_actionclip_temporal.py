@@ -1,9 +1,9 @@
-"""Shift (in-network temporal shift) and Joint (space-time attention) on open_clip's ViT tower."""
+"""Shift (in-network temporal shift) on open_clip's ViT and ResNet towers, Joint (space-time attention) on ViT."""
 import pytest
 import torch
 
 from actionclip import build_model, temporal_shift
-from actionclip.temporal import JointSpaceTime, TemporalShiftBlock
+from actionclip.temporal import JointSpaceTime, TemporalShiftBlock, TemporalShiftConv, shift_channels
 
 T = 4
 
@@ -25,6 +25,18 @@ def test_shift_matches_the_index_formula_and_leaves_the_class_token():
                     else:
                         expected = xv[v, t - 1, n, c] if t >= 1 else 0.0
                     assert ov[v, t, n, c] == expected, (v, t, n, c)
+
+
+def test_feature_map_shift_moves_channel_slices_between_neighbouring_frames():
+    videos, channels, fold_div = 3, 16, 4
+    x = torch.randn(videos * T, channels, 5, 6)
+    out = shift_channels(x, T, fold_div, channel_dim=1).view(videos, T, channels, 5, 6)
+    xv, fold = x.view(videos, T, channels, 5, 6), channels // fold_div
+    zero = torch.zeros(videos, 1, fold, 5, 6)
+    torch.testing.assert_close(out[:, :, :fold], torch.cat([xv[:, 1:, :fold], zero], dim=1), rtol=0, atol=0)
+    torch.testing.assert_close(out[:, :, fold:2 * fold], torch.cat([zero, xv[:, :-1, fold:2 * fold]], dim=1),
+                               rtol=0, atol=0)
+    torch.testing.assert_close(out[:, :, 2 * fold:], xv[:, :, 2 * fold:], rtol=0, atol=0)
 
 
 def test_shift_rejects_a_frame_count_that_does_not_divide():
@@ -77,10 +89,26 @@ def test_incompatible_options_are_rejected(options, message):
         tiny(**options)
 
 
-@pytest.mark.parametrize("option", ["tsm", "joint"])
-def test_shift_and_joint_need_a_vit_tower(option):
+def test_shift_on_a_resnet_tower_makes_mean_pooling_see_frame_order():
+    torch.manual_seed(0)
+    # Residual branches open: with open_clip's zero init the bottlenecks' shifted branches add nothing.
+    plain = build_model("RN-Tiny", "none", num_frames=T, sim_header="meanP", zero_init_residual=False).eval()
+    torch.manual_seed(0)
+    shifted = build_model("RN-Tiny", "none", num_frames=T, sim_header="meanP", tsm=True,
+                          zero_init_residual=False).eval()
+    bottlenecks = [b for stage in ("layer1", "layer2", "layer3", "layer4") for b in getattr(shifted.clip.visual, stage)]
+    assert bottlenecks and all(isinstance(b.conv1, TemporalShiftConv) for b in bottlenecks)
+    assert "clip.visual.layer1.0.conv1.net.weight" in shifted.state_dict()
+    video = torch.randn(2, T, 3, 64, 64)
+    with torch.no_grad():
+        order_effect = [(m.encode_video(video) - m.encode_video(video.flip(dims=[1]))).abs().max() for m in (plain, shifted)]
+    assert order_effect[0] < 1e-6  # float rounding only
+    assert order_effect[1] > 1e-6 + 100 * order_effect[0]
+
+
+def test_joint_needs_a_vit_tower():
     with pytest.raises(ValueError, match="needs an open_clip ViT image tower.*ModifiedResNet"):
-        build_model("RN-Tiny", "none", num_frames=T, **{option: True})
+        build_model("RN-Tiny", "none", num_frames=T, joint=True)
 
 
 def test_grad_checkpointing_gives_the_same_outputs_and_gradients():

@@ -106,3 +106,20 @@ def test_model_config_json_path_is_registered_and_shipped_configs_exist(tmp_path
     assert model.image_mean == open_clip.OPENAI_DATASET_MEAN and model.image_std == open_clip.OPENAI_DATASET_STD
     with pytest.raises(ValueError, match="unknown model 'ViT-Nope'"):
         build_model("ViT-Nope", "none", num_frames=2)
+
+
+def test_resnet_residual_branches_start_closed_unless_asked_open():
+    def last_bn_scales(model):
+        return torch.cat([p.flatten() for n, p in model.named_parameters() if ".layer" in n and n.endswith("bn3.weight")])
+
+    assert last_bn_scales(build_model("RN-Tiny", "none", num_frames=2)).abs().max() == 0  # open_clip's init
+    opened = last_bn_scales(build_model("RN-Tiny", "none", num_frames=2, zero_init_residual=False))
+    assert opened.numel() == 4 * 32 * (1 + 2 + 4 + 8) and torch.all(opened == 1)  # 4 stages, 4 x planes each
+
+
+def test_open_residual_branches_is_refused_for_vit_towers_and_loaded_weights(tmp_path):
+    with pytest.raises(ValueError, match="applies to ModifiedResNet.*VisionTransformer"):
+        build_model(MODEL, "none", num_frames=2, zero_init_residual=False)
+    torch.save(open_clip.create_model(resolve_model_name("RN-Tiny")).state_dict(), tmp_path / "rn.pt")
+    with pytest.raises(ValueError, match=r"changes a random init, but weights are loaded from .*rn.pt"):
+        build_model("RN-Tiny", str(tmp_path / "rn.pt"), num_frames=2, zero_init_residual=False)

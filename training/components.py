@@ -46,7 +46,8 @@ def model_from_config(config: dict, pretrained: str | None = None) -> ActionCLIP
     model = build_model(
         network["arch"], pretrained="none" if own else source, num_frames=config["data"]["num_segments"],
         sim_header=network["sim_header"], tsm=network["tsm"], joint=network["joint"],
-        grad_checkpointing=network["grad_checkpointing"], fix_text=network["fix_text"], fix_img=network["fix_img"])
+        grad_checkpointing=network["grad_checkpointing"], fix_text=network["fix_text"], fix_img=network["fix_img"],
+        zero_init_residual=network["zero_init_residual"])
     if own:
         checkpoint.load_weights(model, own, source)
     return model

@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
         "pretrained": "openai",
         "sim_header": "Transf",
         "tsm": False,
+        "zero_init_residual": True,  # RN towers from scratch: False starts the residual branches open
         "joint": False,
         "fix_text": False,
         "fix_img": False,

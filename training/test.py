@@ -22,7 +22,9 @@ def network_config(config: dict, saved: dict | None) -> dict:
         return config
     network = {key: saved["network"][key] for key in NETWORK_KEYS}
     data = {key: saved["data"][key] for key in ("num_segments", "input_size")}
-    return merge(config, {"network": {**network, "pretrained": "none"}, "data": data}, "checkpoint config")
+    # Built with a random init that the checkpoint's weights then replace, so the init option is moot.
+    network.update(pretrained="none", zero_init_residual=True)
+    return merge(config, {"network": network, "data": data}, "checkpoint config")
 
 
 def load_model(config: dict, checkpoint_path: str | None, dist: Dist):
