@@ -114,7 +114,7 @@ def test_resnet_residual_branches_start_closed_unless_asked_open():
 
     assert last_bn_scales(build_model("RN-Tiny", "none", num_frames=2)).abs().max() == 0  # open_clip's init
     opened = last_bn_scales(build_model("RN-Tiny", "none", num_frames=2, zero_init_residual=False))
-    assert opened.numel() == 4 * 32 * (1 + 2 + 4 + 8) and torch.all(opened == 1)  # 4 stages, 4 x planes each
+    assert opened.numel() == 4 * 16 * (1 + 2 + 4 + 8) and torch.all(opened == 1)  # 4 stages, 4 x planes each
 
 
 def test_open_residual_branches_is_refused_for_vit_towers_and_loaded_weights(tmp_path):

@@ -44,7 +44,7 @@ def shards(tmp_path_factory) -> dict:
 
 def settings(shards: dict, exp_dir: Path, **extra) -> list[str]:
     values = {"data.train_shards": shards["train"], "data.val_shards": shards["val"], "data.labels": shards["labels"],
-              "data.num_segments": 4, "data.batch_size": 8, "data.workers": 1, "network.arch": "ViT-Tiny-16",
+              "data.num_segments": 4, "data.batch_size": 8, "data.workers": 1,
               "network.sim_header": "Transf", "solver.epochs": 2, "solver.lr": 1e-3, "solver.lr_warmup_step": 1,
               "logging.print_freq": 1, "logging.tensorboard": True, "logging.exp_dir": exp_dir, **extra}
     return [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
