@@ -62,14 +62,8 @@ class TemporalShiftBlock(nn.Module):
         return self.net(temporal_shift(x, self.num_frames, self.fold_div), *args, **kwargs)
 
 
-class TemporalShiftConv(nn.Module):
+class TemporalShiftConv(TemporalShiftBlock):
     """A conv (`net`) that first shifts its (frames, channels, H, W) input's channels in time."""
-
-    def __init__(self, net: nn.Module, num_frames: int, fold_div: int = 8) -> None:
-        super().__init__()
-        self.net = net
-        self.num_frames = num_frames
-        self.fold_div = fold_div
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(shift_channels(x, self.num_frames, self.fold_div, channel_dim=1))
