@@ -13,7 +13,7 @@ from torch import nn
 from actionclip.fusion import build_fusion_head, check_sim_header
 from actionclip.original_ckpt import import_original_checkpoint
 from actionclip.params import freeze_towers
-from actionclip.temporal import add_joint_space_time, add_temporal_shift
+from actionclip.temporal import add_joint_space_time, add_temporal_shift, resnet_bottlenecks
 from actionclip.weights import WeightsSource, create_clip, resolve_model_name, resolve_weights
 
 
@@ -112,9 +112,8 @@ def open_residual_branches(visual: nn.Module, source: WeightsSource) -> None:
     if source.kind != "none":
         raise ValueError(f"zero_init_residual=False changes a random init, but weights are loaded from "
                          f"{source.path or source.kind}; remove the option or use pretrained 'none'")
-    for stage in (visual.layer1, visual.layer2, visual.layer3, visual.layer4):
-        for bottleneck in stage:
-            nn.init.ones_(bottleneck.bn3.weight)
+    for bottleneck in resnet_bottlenecks(visual):
+        nn.init.ones_(bottleneck.bn3.weight)
 
 
 def build_model(

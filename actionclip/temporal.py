@@ -15,7 +15,6 @@ own forward, pooling, projection and gradient checkpointing keep working unchang
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from open_clip.modified_resnet import ModifiedResNet
 from open_clip.transformer import VisionTransformer
 from torch import nn
@@ -104,13 +103,17 @@ def _require_vit(visual: nn.Module, option: str, towers: str = "ViT image tower 
     return visual
 
 
+def resnet_bottlenecks(visual: ModifiedResNet) -> list[nn.Module]:
+    """Every bottleneck of a ModifiedResNet, stage by stage."""
+    return [block for stage in (visual.layer1, visual.layer2, visual.layer3, visual.layer4) for block in stage]
+
+
 def add_temporal_shift(visual: nn.Module, num_frames: int, fold_div: int = 8) -> None:
     """Add Shift to an open_clip image tower in place: every ViT residual block is wrapped in a
     `TemporalShiftBlock`, or every ModifiedResNet bottleneck's `conv1` in a `TemporalShiftConv`."""
     if isinstance(visual, ModifiedResNet):
-        for stage in (visual.layer1, visual.layer2, visual.layer3, visual.layer4):
-            for bottleneck in stage:
-                bottleneck.conv1 = TemporalShiftConv(bottleneck.conv1, num_frames, fold_div)
+        for bottleneck in resnet_bottlenecks(visual):
+            bottleneck.conv1 = TemporalShiftConv(bottleneck.conv1, num_frames, fold_div)
         return
     vit = _require_vit(visual, "Shift (tsm)", towers="ViT or ModifiedResNet (RN50, ...) image tower")
     vit.transformer.resblocks = nn.ModuleList(

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from actionclip import build_model, temporal_shift
-from actionclip.temporal import JointSpaceTime, TemporalShiftBlock, TemporalShiftConv, shift_channels
+from actionclip.temporal import JointSpaceTime, TemporalShiftBlock, TemporalShiftConv, resnet_bottlenecks, shift_channels
 
 T = 4
 
@@ -96,8 +96,8 @@ def test_shift_on_a_resnet_tower_makes_mean_pooling_see_frame_order():
     torch.manual_seed(0)
     shifted = build_model("RN-Tiny", "none", num_frames=T, sim_header="meanP", tsm=True,
                           zero_init_residual=False).eval()
-    bottlenecks = [b for stage in ("layer1", "layer2", "layer3", "layer4") for b in getattr(shifted.clip.visual, stage)]
-    assert bottlenecks and all(isinstance(b.conv1, TemporalShiftConv) for b in bottlenecks)
+    bottlenecks = resnet_bottlenecks(shifted.clip.visual)
+    assert len(bottlenecks) == 4 and all(isinstance(b.conv1, TemporalShiftConv) for b in bottlenecks)  # layers 1-1-1-1
     assert "clip.visual.layer1.0.conv1.net.weight" in shifted.state_dict()
     video = torch.randn(2, T, 3, 64, 64)
     with torch.no_grad():
