@@ -1,59 +1,51 @@
-"""The DALI graph: webdataset reader -> frame indices -> video decode -> augment -> normalise.
+"""The DALI graph: clip source -> video decode -> augment -> normalise.
 
-One pipeline function serves every mode. Per-sample values (frame count, crop window, colour
-factors) are graph nodes, so no Python runs per sample. Augmentation parameters are drawn once per
-clip, so every frame of a clip gets the same crop, flip and colour change.
+One pipeline function serves every mode. The source (`pipelines.source.ClipSource`, in parallel worker
+processes) reads each sample from its tar, draws its frame indices and keeps only the GOPs they need,
+so the decoder (CPU, or NVDEC with "mixed") decodes about T x GOP / 2 frames per clip. Per-sample
+values (crop window, colour factors) are graph nodes, so no Python runs per sample after the source.
+Augmentation parameters are drawn once per clip, so every frame of a clip gets the same crop, flip
+and colour change.
 
 Per-sample outputs:
-- train: video (T, 3, S, S), label ()
-- val/test: video (num_crops, num_clips * T, 3, S, S), label (); the PyTorch side reorders the views.
+- train: video (T, 3, S, S), label (), decode_stats (2,) = [frames decoded, sparse]
+- val/test: video (num_crops, num_clips * T, 3, S, S), label (), decode_stats; the PyTorch side reorders
+  the views.
 """
 from __future__ import annotations
-
-from types import SimpleNamespace
 
 import nvidia.dali.math as dmath
 from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali.auto_aug import rand_augment
 
 from pipelines.config import ClipConfig
-from pipelines.sampling import eval_offsets, frame_grid, frame_indices
-from pipelines.shards import ShardSet
+from pipelines.source import OUTPUTS, ClipSource
 
-READER_NAME = "shards"
-DALI_MATH = SimpleNamespace(floor=dmath.floor, minimum=dmath.min, maximum=dmath.max)
 OUTPUT_TYPES = {"float32": types.FLOAT, "float16": types.FLOAT16}
+SOURCE_TYPES = {"encoded": types.UINT8, "indices": types.INT32, "label": types.INT32, "decode_stats": types.INT32}
 
 
 @pipeline_def
-def video_pipeline(shards: ShardSet, clip: ClipConfig, *, shard_id: int, num_shards: int, reader_seed: int,
-                   decoder: str, output_type: str, shuffle_buffer: int, read_ahead: int):
-    """Build the graph; call with DALI Pipeline arguments (batch_size, num_threads, device_id, seed, ...).
+def video_pipeline(source: ClipSource, clip: ClipConfig, *, decoder: str, output_type: str, read_ahead: int):
+    """Build the graph; call with DALI Pipeline arguments (batch_size, num_threads, device_id, seed,
+    py_num_workers, py_start_method, ...).
 
-    `decoder` is "cpu" or "mixed" (NVDEC). Training shuffles inside a buffer of `shuffle_buffer`
-    samples; val/test read in order and pad a short shard by repeating its last sample.
+    `decoder` is "cpu" or "mixed" (NVDEC); `read_ahead` batches are prepared by the source's workers
+    ahead of the decoder.
     """
-    encoded, info = fn.readers.webdataset(
-        paths=list(shards.tars), index_paths=list(shards.indexes), ext=["mp4", "info"],
-        dtypes=[types.UINT8, types.INT32], missing_component_behavior="error", name=READER_NAME,
-        shard_id=shard_id, num_shards=num_shards, random_shuffle=clip.train, initial_fill=shuffle_buffer,
-        seed=reader_seed, pad_last_batch=not clip.train, prefetch_queue_depth=read_ahead)
-    label = info[0]
-    num_frames = fn.cast(info[1], dtype=types.FLOAT)
-    indices = fn.cast(frame_indices(num_frames, *_offsets_and_grid(clip), clip.num_frames, clip.frame_interval,
-                                    DALI_MATH), dtype=types.INT32)
-    video = fn.decoders.video(encoded, device=decoder, frames=indices, pad_mode="edge")
+    video, label, decode_stats = decoded_clips(source, decoder, read_ahead)
     if clip.train:
-        return _train_views(video, clip, OUTPUT_TYPES[output_type]), label
-    return _eval_views(video, clip, OUTPUT_TYPES[output_type]), label
+        return _train_views(video, clip, OUTPUT_TYPES[output_type]), label, decode_stats
+    return _eval_views(video, clip, OUTPUT_TYPES[output_type]), label, decode_stats
 
 
-def _offsets_and_grid(clip: ClipConfig):
-    if not clip.train:
-        return eval_offsets(clip.num_frames, clip.num_clips)
-    per_clip = clip.frame_interval is not None
-    offsets = fn.random.uniform(range=[0.0, 1.0], shape=[] if per_clip else [clip.num_frames])
-    return offsets, frame_grid(clip.num_frames)
+def decoded_clips(source: ClipSource, decoder: str, read_ahead: int):
+    """(frames (F, H, W, 3) uint8, label, decode_stats) per sample: the source and the decoder."""
+    encoded, indices, label, decode_stats = fn.external_source(
+        source, num_outputs=len(OUTPUTS), batch=False, parallel=True, prefetch_queue_depth=read_ahead,
+        dtype=[SOURCE_TYPES[name] for name in OUTPUTS])
+    video = fn.decoders.video(encoded, device=decoder, frames=indices, pad_mode="edge")
+    return video, label, decode_stats
 
 
 def _train_views(video, clip: ClipConfig, output_type):

@@ -6,6 +6,7 @@ Padding policy (the same for the DALI and the baseline loader):
   sees other samples each epoch.
 - train: every rank yields floor(floor(N / world_size) / batch_size) full batches; the samples past
   that (at most batch_size per rank) are skipped this epoch and read in others (ranges rotate).
+  The DALI loader reads its range in a random order drawn from (seed, epoch, rank) (`positions`).
 - val/test: every rank yields ceil(ceil(N / world_size) / batch_size) full batches; slots past the
   end of a rank's range repeat its last sample and are marked `valid = False`, so each sample is
   counted exactly once across ranks when only valid slots are used.
@@ -54,6 +55,18 @@ class EpochPlan:
         if self.train:
             return self.num_samples // self.world_size // self.batch_size
         return math.ceil(math.ceil(self.num_samples / self.world_size) / self.batch_size)
+
+    def positions(self, seed: int) -> np.ndarray:
+        """Reading-order positions of every batch slot of the epoch, batch after batch.
+
+        Training: a permutation of the rank's range drawn from `seed`, cut to whole batches. Val/test:
+        the range in order, its last sample repeated to fill the last batch (see `eval_slots`).
+        """
+        begin, end = self.sample_range
+        slots = self.num_batches * self.batch_size
+        if self.train:
+            return begin + np.random.default_rng(seed).permutation(end - begin)[:slots]
+        return begin + np.minimum(np.arange(slots), end - begin - 1)
 
     def eval_slots(self, batch_index: int) -> tuple[np.ndarray, np.ndarray]:
         """(video_id, valid) of the batch slots in val/test order: ids are reading-order positions."""

@@ -24,7 +24,7 @@ def build_loader(shards: ShardSource, mode: str, *, batch_size: int, num_frames:
                  num_clips: int = 1, num_crops: int = 1, frame_interval: int | None = None,
                  rand_augment: Sequence[int] | None = None, scales: Sequence[float] = MULTISCALE_SCALES,
                  color_jitter: Sequence[float] = COLOR_JITTER, color_jitter_prob: float = 0.8,
-                 grayscale_prob: float = 0.2, shuffle_buffer: int = 1024,
+                 grayscale_prob: float = 0.2, shuffle_buffer: int = 1024, sparse_decode: bool = True,
                  split: str | None = None, backend: str = "dali", device_id: int | None = None):
     """A loader over `shards` (manifest, shard folder, tar list or ShardSet) for one rank.
 
@@ -33,6 +33,9 @@ def build_loader(shards: ShardSource, mode: str, *, batch_size: int, num_frames:
     num_samples, keys) and yield dicts `video` (B*V, T, 3, S, S) in `dtype`, `label` (B*V,) int64, and
     in val/test `video_id`, `valid` (see pipelines.epoch for the padding policy). Outputs are on the
     CUDA device when there is one (device_id, default the current device), else on the CPU.
+    The DALI loader decodes only the GOPs that hold the sampled frames (`sparse_decode=False`: every
+    frame up to the last sampled one); the baseline decodes from the start as conventional loaders do,
+    and shuffles in a buffer of `shuffle_buffer` samples (DALI draws a permutation of the rank's range).
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -55,7 +58,8 @@ def build_loader(shards: ShardSource, mode: str, *, batch_size: int, num_frames:
         return BaselineVideoLoader(shard_set, clip, num_workers=num_threads, **common)
     from pipelines.dali_loader import DaliVideoLoader
     decoder = resolve_decoder(decode_device, shard_set)
-    return DaliVideoLoader(shard_set, clip, decoder=decoder, device_id=device_id, num_threads=num_threads, **common)
+    return DaliVideoLoader(shard_set, clip, decoder=decoder, device_id=device_id, num_threads=num_threads,
+                           sparse=sparse_decode, **common)
 
 
 def resolve_decoder(decode_device: str, shards: ShardSet) -> str:

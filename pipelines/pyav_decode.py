@@ -1,4 +1,5 @@
-"""PyAV decoding of shard videos: the baseline loader's decoder and the corrupt-sample probe."""
+"""PyAV decoding of shard videos: the baseline loader's decoder, sparse decoding for loose files, and the
+corrupt-sample probe."""
 from __future__ import annotations
 
 import io
@@ -9,6 +10,7 @@ import av
 import numpy as np
 
 from pipelines.shards import ShardSet
+from pipelines.sparse import select_gops
 
 
 def decode_frames(data: bytes, indices: Sequence[int]) -> np.ndarray:
@@ -34,6 +36,12 @@ def decode_frames(data: bytes, indices: Sequence[int]) -> np.ndarray:
         if number not in frames:
             frames[number] = frame.to_ndarray(format="rgb24")
     return np.stack([frames[min(int(i), number)] for i in indices])
+
+
+def decode_clip(data: bytes, indices: Sequence[int]) -> np.ndarray:
+    """`decode_frames` that decodes only the GOPs holding `indices` (see pipelines.sparse)."""
+    selected = select_gops(data, indices)
+    return decode_frames(selected.data, selected.indices)
 
 
 def count_frames(data: bytes) -> int:

@@ -1,15 +1,11 @@
 """Which frames make a clip: TSN segment sampling and dense (fixed stride) sampling.
 
-`frame_indices` is written once for numpy arrays and for DALI graph nodes: the DALI pipeline calls it
-with `nvidia.dali.math` and per-sample graph inputs, the baseline loader and the tests call it with
-numpy. Every binary operation keeps the per-sample value (the frame count) or the random offsets on
-the left, so a DALI node is never the right operand of a numpy array.
+Both loaders call `sample_frame_indices` with a generator seeded by (seed, epoch, rank, position), so
+they draw the same frames for the same sample.
 
 Layout of a multi-clip request: `num_clips * clip_len` indices, clip-major (clip 0's frames first).
 """
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 
@@ -29,8 +25,8 @@ def frame_grid(clip_len: int, num_clips: int = 1) -> np.ndarray:
     return np.tile(np.arange(clip_len, dtype=np.float32), num_clips)
 
 
-def frame_indices(num_frames: Any, offsets: Any, grid: np.ndarray, clip_len: int,
-                  frame_interval: int | None = None, ops: Any = np) -> Any:
+def frame_indices(num_frames: np.float32, offsets: np.ndarray, grid: np.ndarray, clip_len: int,
+                  frame_interval: int | None = None) -> np.ndarray:
     """Frame indices (float, integral) for a clip of `clip_len` frames from a video of `num_frames`.
 
     Segment sampling (`frame_interval=None`): split [0, N) into `clip_len` equal segments and take
@@ -38,16 +34,14 @@ def frame_indices(num_frames: Any, offsets: Any, grid: np.ndarray, clip_len: int
     Videos shorter than the clip repeat frames instead of running past the end.
     Dense sampling: `clip_len` frames `frame_interval` apart from a start at fraction `offset` of the
     room left in the video; indices past the end repeat the last frame.
-
-    `ops` supplies floor/minimum/maximum: numpy, or a namespace over `nvidia.dali.math`.
     """
     last = num_frames - 1
     if frame_interval is None:
-        return ops.minimum(ops.floor(num_frames * (offsets + grid) / clip_len), last)
+        return np.minimum(np.floor(num_frames * (offsets + grid) / clip_len), last)
     span = (clip_len - 1) * frame_interval + 1
-    room = ops.maximum(num_frames - span, 0)
-    start = ops.floor(room * offsets)
-    return ops.minimum(start + grid * frame_interval, last)
+    room = np.maximum(num_frames - span, 0)
+    start = np.floor(room * offsets)
+    return np.minimum(start + grid * frame_interval, last)
 
 
 def sample_frame_indices(num_frames: int, clip_len: int, *, train: bool, rng: np.random.Generator | None = None,
@@ -64,5 +58,5 @@ def sample_frame_indices(num_frames: int, clip_len: int, *, train: bool, rng: np
         grid = frame_grid(clip_len)
     else:
         offsets, grid = eval_offsets(clip_len, num_clips)
-    indices = frame_indices(np.float32(num_frames), offsets, grid, clip_len, frame_interval, np)
+    indices = frame_indices(np.float32(num_frames), offsets, grid, clip_len, frame_interval)
     return indices.astype(np.int64)

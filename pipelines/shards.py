@@ -9,9 +9,11 @@ import bisect
 import itertools
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
+
+import numpy as np
 
 from pipelines.errors import ShardError
 
@@ -28,7 +30,11 @@ GPU_ONLY_CODECS = frozenset({"h264", "avc", "hevc", "h265", "av1", "mpeg4"})
 
 @dataclass(frozen=True)
 class ShardSet:
-    """The shards of one split, with the sample keys in reading order."""
+    """The shards of one split, with the sample keys in reading order.
+
+    `members[position]` is (offset, size) of the sample's .mp4 and then of its .info inside its tar,
+    from the DALI index, so a sample is read with two positioned reads and no tar scan.
+    """
 
     tars: tuple[str, ...]
     indexes: tuple[str, ...]
@@ -37,6 +43,7 @@ class ShardSet:
     classes: tuple[str, ...] | None
     codec: str | None
     manifest_path: str | None
+    members: np.ndarray = field(compare=False, repr=False)  # int64 (num_samples, 4)
 
     @property
     def num_samples(self) -> int:
@@ -124,6 +131,7 @@ def _from_tars(tars: Sequence[Path], *, indexes: Sequence[Path | None] | None = 
                classes: Sequence[str] | None, codec: str | None, manifest_path: str | None) -> ShardSet:
     indexes = indexes or [None] * len(tars)
     keys: list[str] = []
+    members: list[tuple[int, int, int, int]] = []
     counts: list[int] = []
     index_paths: list[Path] = []
     for tar, index in zip(tars, indexes):
@@ -132,17 +140,20 @@ def _from_tars(tars: Sequence[Path], *, indexes: Sequence[Path | None] | None = 
         index = index or tar.with_suffix(".idx")
         if not index.is_file():
             raise ShardError(f"shard {tar} has no DALI index {index}: {INDEX_HINT}")
-        tar_keys = read_index(tar, index)
-        keys.extend(tar_keys)
-        counts.append(len(tar_keys))
+        tar_samples = read_index(tar, index)
+        keys.extend(tar_samples)
+        members.extend(tar_samples.values())
+        counts.append(len(tar_samples))
         index_paths.append(index)
     return ShardSet(tars=tuple(map(str, tars)), indexes=tuple(map(str, index_paths)), keys=tuple(keys),
                     samples_per_tar=tuple(counts), classes=None if classes is None else tuple(classes),
-                    codec=None if codec is None else str(codec).lower(), manifest_path=manifest_path)
+                    codec=None if codec is None else str(codec).lower(), manifest_path=manifest_path,
+                    members=np.array(members, dtype=np.int64).reshape(-1, 4))
 
 
-def read_index(tar: Path, index: Path) -> list[str]:
-    """Sample keys of one tar from its DALI index (`v1.2` lines: `ext offset size name` per component).
+def read_index(tar: Path, index: Path) -> dict[str, tuple[int, int, int, int]]:
+    """Sample key -> (.mp4 offset, size, .info offset, size) of one tar, in index order, from its DALI
+    index (`v1.2` lines: `ext offset size name` per component).
 
     Checks that every sample has the required components and that the index fits the tar.
     """
@@ -154,7 +165,7 @@ def read_index(tar: Path, index: Path) -> list[str]:
     if len(body) != int(header[1]) or not body:
         raise ShardError(f"{index} announces {header[1]} samples but lists {len(body)}; rebuild it: {INDEX_HINT}")
     tar_size = tar.stat().st_size
-    keys = []
+    samples = {}
     for fields in body:
         components = {fields[i]: (int(fields[i + 1]), int(fields[i + 2]), fields[i + 3])
                       for i in range(0, len(fields) - 3, 4)}
@@ -168,8 +179,11 @@ def read_index(tar: Path, index: Path) -> list[str]:
         if end > tar_size:
             raise ShardError(f"{index} points past the end of {tar} (sample {key!r}); the tar is truncated "
                              f"or the index is stale: rebuild it ({INDEX_HINT})")
-        keys.append(key)
-    return keys
+        if key in samples:
+            raise ShardError(f"{tar}: sample key {key!r} appears twice in {index}; keys must be unique, "
+                             "re-shard with shard_tools build-shards")
+        samples[key] = tuple(value for extension in REQUIRED_COMPONENTS for value in components[extension][:2])
+    return samples
 
 
 def rank_range(num_samples: int, rank: int, world_size: int) -> tuple[int, int]:

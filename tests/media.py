@@ -16,12 +16,16 @@ def frame_image(index: int, width: int, height: int) -> np.ndarray:
 
 
 def write_video(path: Path, num_frames: int, width: int = 96, height: int = 64, fps: int = 25,
-                codec: str = "libx264", pix_fmt: str = "yuv420p", audio: bool = False) -> Path:
-    """Encode `num_frames` frames of `frame_image`; optionally with an AAC audio track."""
+                codec: str = "libx264", pix_fmt: str = "yuv420p", audio: bool = False, gop: int | None = None,
+                options: dict[str, str] | None = None) -> Path:
+    """Encode `num_frames` frames of `frame_image` (keyframe every `gop`, encoder `options`); optionally with
+    an AAC audio track."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fps)
+        stream = container.add_stream(codec, rate=fps, options=options or {})
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        if gop is not None:
+            stream.codec_context.gop_size = gop
         sound = container.add_stream("aac", rate=16000) if audio else None
         for index in range(num_frames):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame_image(index, width, height), format="rgb24")))

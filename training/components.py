@@ -75,4 +75,4 @@ def loader_from_config(config: dict, model: ActionCLIP, dist: Dist, mode: str, s
         num_crops=num_crops, frame_interval=data["frame_interval"],
         rand_augment=(randaug["N"], randaug["M"]) if randaug.get("N") else None, scales=data["scales"],
         color_jitter_prob=data["color_jitter_prob"], grayscale_prob=data["grayscale_prob"],
-        shuffle_buffer=data["shuffle_buffer"], backend=data["backend"])
+        shuffle_buffer=data["shuffle_buffer"], sparse_decode=data["sparse_decode"], backend=data["backend"])

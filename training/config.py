@@ -26,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
         "workers": 4,           # DALI threads (or baseline DataLoader workers)
         "prefetch": 2,
         "decode_device": "auto",
+        "sparse_decode": True,  # decode only the GOPs that hold the sampled frames
         "backend": "dali",
         "flip": True,
         "scales": [1.0, 0.875, 0.75, 0.66],

@@ -9,8 +9,9 @@ from rich.table import Table
 from actionclip import encode_prompt_table, score_videos
 from pipelines.baseline import eval_views
 from pipelines.config import ClipConfig
-from pipelines.pyav_decode import count_frames, decode_frames
+from pipelines.pyav_decode import decode_clip
 from pipelines.sampling import sample_frame_indices
+from pipelines.sparse import count_packets
 from training import components
 from training.engine import Dist
 from training.logs import console
@@ -18,10 +19,13 @@ from training.test import load_model
 
 
 def video_clip(path: Path, clip: ClipConfig) -> torch.Tensor:
-    """(1, T, 3, S, S): segment-centre frames, resized and centre-cropped as in validation."""
+    """(1, T, 3, S, S): segment-centre frames, resized and centre-cropped as in validation.
+
+    Only the GOPs that hold those frames are decoded (the whole video when its GOPs are not closed).
+    """
     data = path.read_bytes()
-    indices = sample_frame_indices(count_frames(data), clip.num_frames, train=False)
-    frames = torch.from_numpy(decode_frames(data, indices)).permute(0, 3, 1, 2)
+    indices = sample_frame_indices(count_packets(data), clip.num_frames, train=False)
+    frames = torch.from_numpy(decode_clip(data, indices)).permute(0, 3, 1, 2)
     return eval_views(frames, clip)
 
 

@@ -1,0 +1,172 @@
+"""Sparse bitstreams: keep only the GOPs that hold a clip's frames, so decoding follows T, not the video's length.
+
+A closed GOP (a keyframe and the frames up to the next keyframe, none referring outside it) decodes to
+the same pixels on its own as inside the whole video. For a clip at frame indices `indices`, the
+packets of each GOP that holds one of them are copied (demuxed, not decoded) up to the last packet the
+clip needs from it, into a new in-memory MP4, and the indices are remapped into that shorter video. A
+decoder then walks through about T x GOP / 2 frames instead of every frame up to the last index.
+
+The GOPs are read from the packets' keyframe flags, never assumed. A stream whose GOPs are not closed
+(a frame shown before its GOP's keyframe, timestamps that overlap the next GOP) or that cannot be
+remuxed is returned whole with the original indices: `SparseClip.sparse` is False then.
+
+Timestamps in the new stream are renumbered: 0, 1, 2, ... frame steps in display order, so decoders that
+order frames by timestamp (NVDEC in DALI) and those that count frames (DALI's CPU decoder, PyAV) agree.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Sequence
+
+import av
+import numpy as np
+
+
+class IrregularGops(ValueError):
+    """The stream's GOPs are not closed, or its timestamps do not allow a remux; decode it whole."""
+
+
+@dataclass(frozen=True)
+class SparseClip:
+    """What to hand the decoder: a container, the frame indices into it, and what it will cost."""
+
+    data: bytes
+    indices: np.ndarray     # int32, into `data`'s frames, same order and repeats as requested
+    decoded_frames: int     # frames a sequential decoder walks through: max(indices) + 1
+    sparse: bool            # False: irregular GOPs, `data` is the whole video
+
+
+@dataclass(frozen=True)
+class _Gop:
+    start: int              # decode position (= display index) of its keyframe
+    packets: list           # av.Packet in decode order
+
+
+def select_gops(data: bytes, indices: Sequence[int]) -> SparseClip:
+    """The clip's frames at `indices` (display order) as a sparse MP4.
+
+    Indices past the last frame stand for the last frame (as DALI's pad_mode="edge"). Raises ValueError
+    when the video holds no frames and av.error.FFmpegError when it cannot be read; irregular GOPs give
+    the whole video back with the indices unchanged (`sparse=False`).
+    """
+    wanted = np.asarray(indices, dtype=np.int64)
+    try:
+        return _remux(data, wanted)
+    except IrregularGops:
+        return SparseClip(data, wanted.astype(np.int32), int(wanted.max()) + 1, sparse=False)
+
+
+def count_packets(data: bytes) -> int:
+    """Frames of the first video stream, from its packets (no decoding)."""
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        frames = sum(1 for packet in container.demux(stream) if packet.size)
+    if frames == 0:
+        raise ValueError("the video has no frames")
+    return frames
+
+
+def _remux(data: bytes, wanted: np.ndarray) -> SparseClip:
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        packets = _packets_up_to(container, stream, int(wanted.max()))
+        gops = _closed_gops(packets)
+        wanted = np.minimum(wanted, len(packets) - 1)  # only clamps when the whole stream was read
+        starts = np.array([gop.start for gop in gops])
+        owner = np.searchsorted(starts, wanted, side="right") - 1
+        buffer = io.BytesIO()
+        step = _frame_step(packets)
+        new_start: dict[int, int] = {}
+        written = 0
+        try:
+            with av.open(buffer, "w", format="mp4") as output:
+                out_stream = output.add_stream_from_template(stream)
+                for number in np.unique(owner):
+                    gop = gops[number]
+                    last_rank = int(wanted[owner == number].max()) - gop.start
+                    kept = _prefix_for(gop.packets, last_rank)
+                    new_start[int(number)] = written
+                    for packet, pts, dts in _renumbered(kept, written, step):
+                        packet.pts, packet.dts, packet.stream = pts, dts, out_stream
+                        output.mux(packet)
+                    written += len(kept)
+        except av.error.FFmpegError as error:  # a codec or timestamps the MP4 muxer refuses
+            raise IrregularGops(f"cannot remux: {error}") from error
+    remapped = np.array([new_start[int(g)] + int(i) - gops[g].start for i, g in zip(wanted, owner)], dtype=np.int32)
+    return SparseClip(buffer.getvalue(), remapped, int(remapped.max()) + 1, sparse=True)
+
+
+def _packets_up_to(container, stream, last_index: int) -> list:
+    """Packets in decode order up to and including the keyframe that follows frame `last_index`'s GOP."""
+    packets = []
+    for packet in container.demux(stream):
+        if not packet.size:
+            continue
+        if packet.is_keyframe and len(packets) > last_index:
+            packets.append(packet)  # the next GOP's keyframe closes the last GOP the clip needs
+            return packets
+        packets.append(packet)
+    if not packets:
+        raise ValueError("the video has no frames")
+    return packets
+
+
+def _closed_gops(packets: list) -> list[_Gop]:
+    """Split at keyframes; check each GOP shows its keyframe first and ends before the next GOP starts."""
+    if not packets[0].is_keyframe:
+        raise IrregularGops("the stream does not start with a keyframe")
+    if any(packet.pts is None or packet.dts is None for packet in packets):
+        raise IrregularGops("packets without timestamps")
+    keyframes = [position for position, packet in enumerate(packets) if packet.is_keyframe]
+    gops = []
+    for begin, end in zip(keyframes, keyframes[1:] + [len(packets)]):
+        group = packets[begin:end]
+        times = [packet.pts for packet in group]
+        if min(times) != group[0].pts:
+            raise IrregularGops(f"open GOP at frame {begin}: a frame is shown before its keyframe")
+        if end < len(packets) and max(times) >= packets[end].pts:
+            raise IrregularGops(f"GOP at frame {begin} overlaps the next one in display order")
+        gops.append(_Gop(begin, group))
+    return gops
+
+
+def _display_ranks(packets: list) -> np.ndarray:
+    """Each packet's position in display order (by pts), for packets in decode order."""
+    return np.argsort(np.argsort([packet.pts for packet in packets], kind="stable"), kind="stable")
+
+
+def _prefix_for(packets: list, last_rank: int) -> list:
+    """The decode-order prefix of a GOP that yields its frames of display rank 0..last_rank.
+
+    With B-frames the prefix can hold a later-shown reference frame too: it sorts after last_rank.
+    """
+    needed = int(np.flatnonzero(_display_ranks(packets) <= last_rank).max())
+    return packets[:needed + 1]
+
+
+def _renumbered(packets: list, first_frame: int, step: int):
+    """(packet, pts, dts) with pts = display rank and dts = decode position, in frame steps, after `first_frame`.
+
+    The decoder delay of the source (pts - dts of the keyframe, B-frames) is kept so that dts <= pts.
+    """
+    ranks = _display_ranks(packets)
+    delay = (packets[0].pts - packets[0].dts) // step
+    renumbered = []
+    for position, (packet, rank) in enumerate(zip(packets, ranks)):
+        pts, dts = (first_frame + int(rank)) * step, (first_frame + position - delay) * step
+        if dts > pts:
+            raise IrregularGops("decode timestamps run ahead of display timestamps")
+        renumbered.append((packet, pts, dts))
+    return renumbered
+
+
+def _frame_step(packets: list) -> int:
+    """One frame's duration in the stream's time base: the smallest gap between display timestamps."""
+    times = np.unique([packet.pts for packet in packets])
+    gaps = np.diff(times)
+    step = int(gaps.min()) if gaps.size else int(packets[0].duration or 1)
+    if step <= 0:
+        raise IrregularGops("display timestamps do not increase")
+    return step
+
