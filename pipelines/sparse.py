@@ -4,7 +4,9 @@ A closed GOP (a keyframe and the frames up to the next keyframe, none referring 
 the same pixels on its own as inside the whole video. For a clip at frame indices `indices`, the
 packets of each GOP that holds one of them are copied (demuxed, not decoded) up to the last packet the
 clip needs from it, into a new in-memory MP4, and the indices are remapped into that shorter video. A
-decoder then walks through about T x GOP / 2 frames instead of every frame up to the last index.
+decoder then walks through about T x GOP / 2 frames instead of every frame up to the last index. An
+index asked for twice gets its own copy of its GOP's packets, so no index repeats: DALI's decoder would
+start again from the first frame for a repeat.
 
 The GOPs are read from the packets' keyframe flags, never assumed. A stream whose GOPs are not closed
 (a frame shown before its GOP's keyframe, timestamps that overlap the next GOP) or that cannot be
@@ -32,7 +34,7 @@ class SparseClip:
     """What to hand the decoder: a container, the frame indices into it, and what it will cost."""
 
     data: bytes
-    indices: np.ndarray     # int32, into `data`'s frames, same order and repeats as requested
+    indices: np.ndarray     # int32, into `data`'s frames, in the requested order; distinct when sparse
     decoded_frames: int     # frames a sequential decoder walks through: max(indices) + 1
     sparse: bool            # False: irregular GOPs, `data` is the whole video
 
@@ -74,27 +76,41 @@ def _remux(data: bytes, wanted: np.ndarray) -> SparseClip:
         gops = _closed_gops(packets)
         wanted = np.minimum(wanted, len(packets) - 1)  # only clamps when the whole stream was read
         starts = np.array([gop.start for gop in gops])
-        owner = np.searchsorted(starts, wanted, side="right") - 1
+        # A repeated index gets its own copy of its GOP: DALI's decoder restarts the whole stream for a
+        # frame asked for twice, so every index must name a distinct frame.
+        copies = np.stack([np.searchsorted(starts, wanted, side="right") - 1, _repeat_numbers(wanted)], axis=1)
         buffer = io.BytesIO()
         step = _frame_step(packets)
-        new_start: dict[int, int] = {}
+        copy_start: dict[tuple[int, int], int] = {}
         written = 0
         try:
             with av.open(buffer, "w", format="mp4") as output:
                 out_stream = output.add_stream_from_template(stream)
-                for number in np.unique(owner):
+                for number, repeat in np.unique(copies, axis=0).tolist():
                     gop = gops[number]
-                    last_rank = int(wanted[owner == number].max()) - gop.start
-                    kept = _prefix_for(gop.packets, last_rank)
-                    new_start[int(number)] = written
+                    members = (copies[:, 0] == number) & (copies[:, 1] == repeat)
+                    kept = _prefix_for(gop.packets, int(wanted[members].max()) - gop.start)
+                    copy_start[number, repeat] = written
                     for packet, pts, dts in _renumbered(kept, written, step):
                         packet.pts, packet.dts, packet.stream = pts, dts, out_stream
                         output.mux(packet)
                     written += len(kept)
         except av.error.FFmpegError as error:  # a codec or timestamps the MP4 muxer refuses
             raise IrregularGops(f"cannot remux: {error}") from error
-    remapped = np.array([new_start[int(g)] + int(i) - gops[g].start for i, g in zip(wanted, owner)], dtype=np.int32)
+    remapped = np.array([copy_start[number, repeat] + int(index) - gops[number].start
+                         for index, (number, repeat) in zip(wanted, copies.tolist())], dtype=np.int32)
     return SparseClip(buffer.getvalue(), remapped, int(remapped.max()) + 1, sparse=True)
+
+
+def _repeat_numbers(values: np.ndarray) -> np.ndarray:
+    """For each value, how many equal values come before it (0 for a first occurrence)."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    run_starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    run_of = np.searchsorted(run_starts, np.arange(len(values)), side="right") - 1
+    numbers = np.empty(len(values), dtype=np.int64)
+    numbers[order] = np.arange(len(values)) - run_starts[run_of]
+    return numbers
 
 
 def _packets_up_to(container, stream, last_index: int) -> list:

@@ -56,7 +56,7 @@ def test_sparse_clip_decodes_to_the_same_frames_and_fewer(videos, codec):
     for indices in clips():
         selected = select_gops(data, indices)
         frames = decoded_frames(selected.data)
-        assert selected.sparse
+        assert selected.sparse and len(set(selected.indices.tolist())) == len(indices)  # no frame asked twice
         assert selected.decoded_frames == int(selected.indices.max()) + 1 <= len(frames)
         for index, remapped in zip(indices, selected.indices):
             assert np.array_equal(frames[remapped], dense[min(index, NUM_FRAMES - 1)]), (codec, indices)
