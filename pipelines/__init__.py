@@ -1,11 +1,22 @@
 """Video loaders for ActionCLIP training: DALI pipelines over webdataset shards, and a PyAV baseline.
 
-Importing this package does not import DALI, so the baseline works where DALI is not installed.
+Importing this package imports neither DALI nor torch: the names below load on first use, so the
+baseline works where DALI is not installed and DALI's spawned source workers start quickly.
 """
-from pipelines.config import CLIP_MEAN, CLIP_STD, ClipConfig
-from pipelines.errors import CorruptSampleError, ShardError
-from pipelines.factory import build_loader
-from pipelines.shards import ShardSet, open_shards
+from __future__ import annotations
 
-__all__ = ["build_loader", "open_shards", "ShardSet", "ClipConfig", "ShardError", "CorruptSampleError",
-           "CLIP_MEAN", "CLIP_STD"]
+import importlib
+from typing import Any
+
+_HOMES = {
+    "build_loader": "pipelines.factory", "open_shards": "pipelines.shards", "ShardSet": "pipelines.shards",
+    "ClipConfig": "pipelines.config", "CLIP_MEAN": "pipelines.config", "CLIP_STD": "pipelines.config",
+    "ShardError": "pipelines.errors", "CorruptSampleError": "pipelines.errors",
+}
+__all__ = list(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'pipelines' has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

@@ -22,8 +22,9 @@ from torchvision.transforms.v2 import functional as F
 
 from pipelines.batch import assemble_batch
 from pipelines.config import ClipConfig, epoch_seed
-from pipelines.epoch import EpochLoader, EpochPlan
+from pipelines.epoch import EpochPlan
 from pipelines.errors import CorruptSampleError
+from pipelines.loader import EpochLoader
 from pipelines.pyav_decode import decode_frames
 from pipelines.sampling import sample_frame_indices
 from pipelines.shards import VERIFY_HINT, ShardSet

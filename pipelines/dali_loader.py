@@ -19,8 +19,8 @@ from nvidia.dali.plugin.pytorch import DALIGenericIterator
 from pipelines.batch import assemble_batch
 from pipelines.config import ClipConfig, epoch_seed
 from pipelines.dali_pipeline import video_pipeline
-from pipelines.epoch import EpochLoader
 from pipelines.errors import CorruptSampleError
+from pipelines.loader import EpochLoader
 from pipelines.pyav_decode import find_undecodable
 from pipelines.shards import VERIFY_HINT, ShardSet
 from pipelines.source import ClipSource

@@ -17,7 +17,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from pipelines.shards import rank_range
 
@@ -75,25 +74,3 @@ class EpochPlan:
         valid = offsets < end - begin
         return begin + np.minimum(offsets, end - begin - 1), valid
 
-
-class EpochLoader:
-    """What both loaders share: one rank's epoch plan, `set_epoch(e)` (as with DistributedSampler) and `len()`."""
-
-    def __init__(self, shards, clip, *, batch_size: int, rank: int, world_size: int, seed: int, epoch: int,
-                 prefetch: int, dtype, shuffle_buffer: int, output_device) -> None:
-        from pipelines.batch import torch_dtype  # batch.py imports this module
-
-        self.info, self.clip, self.batch_size = shards, clip, batch_size
-        self.rank, self.world_size, self.seed = rank, world_size, seed
-        self.prefetch, self.shuffle_buffer = prefetch, shuffle_buffer
-        self.dtype = torch_dtype(dtype)
-        self.output_device = None if output_device is None else torch.device(output_device)
-        self.set_epoch(epoch)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.plan = EpochPlan(self.info.num_samples, self.batch_size, self.rank, self.world_size, epoch,
-                              self.clip.train)
-
-    def __len__(self) -> int:
-        return self.plan.num_batches
