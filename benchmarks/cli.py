@@ -1,4 +1,4 @@
-"""`python -m benchmarks {report,loader,step,e2e,codecs,build}`: measure, then write the report.
+"""`python -m benchmarks {report,loader,step,e2e,codecs,lengths,build}`: measure, then write the report.
 
 Every subcommand takes the same options; `report` runs all sections, the others one each. Sizes come
 from `--preset` (auto: gpu when CUDA is available, else cpu), then `--config` (a training YAML), then
@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 from rich.console import Console
 
-from benchmarks import build, codecs, e2e, loader, step
+from benchmarks import build, codecs, e2e, lengths, loader, step
 from benchmarks import report as reports
 from benchmarks.data import BenchmarkError, default_shards, default_sources
 from benchmarks.machine import describe_machine, machine_slug
@@ -30,12 +30,16 @@ console = Console(stderr=True)
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Measure where training time goes (loader, model step, end to end, codecs, shard build) and "
-                    "write a Markdown + JSON report (and a PNG with matplotlib) under benchmarks/reports/.")
+        description="Measure where training time goes (loader, model step, end to end, codecs, video lengths, "
+                    "shard build) and write a Markdown + JSON report (and a PNG with matplotlib) under "
+                    "benchmarks/reports/.")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    helps = {"report": "every section, one report", "loader": "DALI vs baseline loader clips/s",
+    helps = {"report": "every section, one report",
+             "loader": "DALI (sparse and dense decoding) vs baseline loader clips/s",
              "step": "model training step on resident tensors: clips/s, FLOPs, MFU",
-             "e2e": "the real training loop for N steps", "codecs": "codec x GOP x short side sweep",
+             "e2e": "the real training loop for N steps",
+             "codecs": "codec x GOP x short side sweep: bytes, decode cost against the needed-GOPs limit and peers",
+             "lengths": "video-length sweep: DALI loader cost per clip, sparse vs dense decoding",
              "build": "shard_tools build throughput"}
     for command in COMMANDS:
         add_options(commands.add_parser(command, help=helps[command], description=helps[command]))
@@ -78,11 +82,13 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     clip.add_argument("--precision", choices=PRECISIONS)
     sizes = parser.add_argument_group("how long each section measures")
     for option in ("loader-repeats", "loader-warmup", "loader-batches", "step-warmup", "step-iters", "step-repeats",
-                   "e2e-steps", "e2e-warmup", "codec-videos", "codec-batches", "codec-repeats", "build-videos"):
+                   "e2e-steps", "e2e-warmup", "codec-videos", "codec-batches", "codec-repeats", "length-videos",
+                   "length-batches", "build-videos"):
         sizes.add_argument(f"--{option}", type=int)
     sizes.add_argument("--codecs", nargs="+", choices=("vp9", "h264", "mjpeg"))
     sizes.add_argument("--gops", nargs="+", type=int)
     sizes.add_argument("--short-sides", nargs="+", type=int)
+    sizes.add_argument("--lengths", nargs="+", type=int, help="frames per video of the video-length sweep")
     sizes.add_argument("--build-workers", nargs="+", type=int)
 
 
@@ -125,6 +131,7 @@ def section_runners(inputs: Inputs) -> dict[str, Callable[[Settings], dict]]:
             "step": lambda s: step.run(s, inputs.shards, inputs.class_names()),
             "e2e": lambda s: e2e.run(s, inputs.shards),
             "codecs": lambda s: codecs.run(s, inputs.sources),
+            "lengths": lengths.run,
             "build": lambda s: build.run(s, inputs.sources)}
 
 

@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines import open_shards
 from shard_tools.cli import main as shard_main
 from shard_tools.shards import read_index
 
 from benchmarks.settings import Settings, shown_path
 
 SHARD_NAME = "bench"
+SYNTH_CLASSES = 10  # shard_tools synth's motion classes
 BUILD_TIME_FILE = "build-time.json"
 
 
@@ -41,26 +44,28 @@ class ShardBuild:
     cached: bool
 
 
-def source_key(settings: Settings) -> str:
-    low, high = settings.video_size
-    first, last = settings.video_frames
-    return f"synth-seed{settings.seed}-{settings.videos_per_class}x10-px{low}-{high}-f{first}-{last}"
-
-
-def default_sources(settings: Settings) -> tuple[SourceSet, float | None]:
-    """The synthetic source videos (drawn now, or found in the cache) and the seconds drawing took."""
-    root = settings.data_dir / source_key(settings)
+def synthesize(settings: Settings, per_class: int, frames: tuple[int, int]) -> tuple[SourceSet, float | None]:
+    """`per_class` synthetic videos per class (SYNTH_CLASSES) of `frames` (min, max) frames at the settings' sizes,
+    drawn now or found in the cache, and the seconds drawing took (None when cached)."""
+    (low, high), (first, last) = settings.video_size, frames
+    root = settings.data_dir / f"synth-seed{settings.seed}-{per_class}x{SYNTH_CLASSES}-px{low}-{high}-f{first}-{last}"
     sources = SourceSet(root, root / "annotations.csv", root / "labels.csv")
     if sources.annotations.exists():
         return sources, None
     started = time.perf_counter()
     status = shard_main(["synth", "--out", str(root), "--seed", str(settings.seed),
-                         "--train-per-class", str(settings.videos_per_class), "--val-per-class", "0",
+                         "--train-per-class", str(per_class), "--val-per-class", "0",
                          "--test-per-class", "0", "--size", *map(str, settings.video_size),
-                         "--frames", *map(str, settings.video_frames), "--workers", str(settings.workers)])
+                         "--frames", *map(str, frames), "--workers", str(settings.workers)])
     if status != 0 or not sources.annotations.exists():
         raise BenchmarkError(f"shard_tools synth failed (status {status}) writing {root}; see its message above")
     return sources, time.perf_counter() - started
+
+
+def default_sources(settings: Settings) -> tuple[SourceSet, float | None]:
+    """The default set's source videos (`videos_per_class` per class, `video_frames` long), and the seconds
+    drawing took."""
+    return synthesize(settings, settings.videos_per_class, settings.video_frames)
 
 
 def build_shards(sources: SourceSet, out: Path, *, codec: str, gop: int, short_side: int, workers: int,
@@ -100,9 +105,32 @@ def default_shards(settings: Settings) -> tuple[Path, dict]:
                          short_side=settings.shard_short_side, workers=settings.workers,
                          max_samples=settings.shard_samples, min_frames=settings.num_frames,
                          fps_cap=settings.shard_fps_cap)
-    return folder, {"source": "synthetic default set", "path": shown_path(folder), "videos": settings.videos_per_class * 10,
+    return folder, {"source": "synthetic default set", "path": shown_path(folder), "videos": settings.videos_per_class * SYNTH_CLASSES,
                     "synth_seconds": synth_seconds, "build_seconds": build.seconds,
                     "cached": synth_seconds is None and build.cached}
+
+
+def repeated_manifest(shards, clips: int, folder: Path) -> tuple[Path | str, int]:
+    """A manifest in `folder` that lists the shards' tars often enough to hold `clips` samples, and that count.
+
+    Every read of a listed sample decodes it anew, so a small set gives a long epoch without more encoding.
+    """
+    shard_set = open_shards(shards)
+    repeats = math.ceil(clips / shard_set.num_samples)
+    if repeats == 1:
+        return shards, 1
+    manifest = {"name": SHARD_NAME, "split": "train", "classes": list(shard_set.classes or []),
+                "num_samples": shard_set.num_samples * repeats, "encode": {"codec": shard_set.codec},
+                "shards": [{"tar": tar, "idx": index, "samples": count}
+                           for _ in range(repeats)
+                           for tar, index, count in zip(shard_set.tars, shard_set.indexes, shard_set.samples_per_tar)]}
+    if not manifest["classes"]:
+        raise BenchmarkError(f"{shards} has no manifest with class names; build the shards with "
+                             "shard_tools build-shards")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{SHARD_NAME}-x{repeats}.manifest.json"
+    path.write_text(json.dumps(manifest))
+    return path, repeats
 
 
 def source_subset(sources: SourceSet, count: int, folder: Path) -> SourceSet:

@@ -9,38 +9,16 @@ the timed window; every read still decodes its clip anew.
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 import time
 from pathlib import Path
 
-from pipelines import open_shards
-
-from benchmarks.data import BenchmarkError
+from benchmarks.data import BenchmarkError, repeated_manifest
 from benchmarks.settings import Settings
 from benchmarks.trainer import overrides, training_config
 
 # Summary keys the trainer promises; the section keeps its other scalar values as well.
 REQUIRED_KEYS = ("clips_per_s", "data_wait_pct", "steps")
-
-
-def one_epoch_manifest(shards, clips: int, folder: Path) -> tuple[Path | str, int]:
-    """A manifest that lists the shards' tars often enough to hold `clips` samples, and that count."""
-    shard_set = open_shards(shards)
-    repeats = math.ceil(clips / shard_set.num_samples)
-    if repeats == 1:
-        return shards, 1
-    manifest = {"name": "e2e", "split": "train", "classes": list(shard_set.classes or []),
-                "num_samples": shard_set.num_samples * repeats, "encode": {"codec": shard_set.codec},
-                "shards": [{"tar": tar, "idx": index, "samples": count}
-                           for _ in range(repeats)
-                           for tar, index, count in zip(shard_set.tars, shard_set.indexes, shard_set.samples_per_tar)]}
-    if not manifest["classes"]:
-        raise BenchmarkError(f"{shards} has no manifest with class names; the trainer needs one (build the shards "
-                             "with shard_tools build-shards)")
-    path = folder / f"e2e-x{repeats}.manifest.json"
-    path.write_text(json.dumps(manifest))
-    return path, repeats
 
 
 def steady_state(metrics_path: Path, batch_size: int) -> dict:
@@ -65,7 +43,7 @@ def run(settings: Settings, shards) -> dict:
         raise BenchmarkError(f"--e2e-warmup ({settings.e2e_warmup}) must be below --e2e-steps ({settings.e2e_steps})")
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as exp_dir:
         exp_dir = Path(exp_dir)
-        train_shards, repeats = one_epoch_manifest(shards, settings.e2e_steps * settings.batch_size, exp_dir)
+        train_shards, repeats = repeated_manifest(shards, settings.e2e_steps * settings.batch_size, exp_dir)
         log_every = [f"logging.print_freq={settings.e2e_warmup}"]
         config = training_config(settings, train_shards, exp_dir / "run", log_every)
         from training.engine import init_distributed

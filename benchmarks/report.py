@@ -11,7 +11,7 @@ from rich.table import Table as RichTable
 from benchmarks import headline as heads
 from benchmarks.tables import Table, data_table, headline_table, history_table, machine_table, section_tables
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 HISTORY_FILE = "history.jsonl"
 
 

@@ -10,7 +10,7 @@ import torch
 from benchmarks.machine import REPO_ROOT
 
 PRESET_NAMES = ("auto", "smoke", "cpu", "gpu")
-SECTIONS = ("loader", "step", "e2e", "codecs", "build")
+SECTIONS = ("loader", "step", "e2e", "codecs", "lengths", "build")
 PRECISIONS = ("bf16", "fp16", "fp32")
 
 
@@ -57,11 +57,16 @@ class Settings:
     e2e_steps: int = 7
     e2e_warmup: int = 1               # steps before the steady-state window (and the trainer's log interval)
     codecs: tuple[str, ...] = ("vp9", "h264", "mjpeg")
-    gops: tuple[int, ...] = (1, 8, 32)
+    gops: tuple[int, ...] = (1, 4, 8, 16, 32)  # bytes per clip against decode cost, to choose shard_gop from
     short_sides: tuple[int, ...] = (256, 160)
     codec_videos: int = 8
-    codec_batches: int = 4
+    codec_batches: int = 16           # timed batches per repeat, after one warm-up batch (the videos are reread)
     codec_repeats: int = 3
+    # The video-length sweep: the default encoding (shard_codec, shard_gop, shard_short_side) of synthetic
+    # videos of exactly these frame counts, through the full DALI train loader.
+    lengths: tuple[int, ...] = (48, 240, 480, 960)
+    length_videos: int = 8            # videos per length
+    length_batches: int = 16          # timed batches per repeat, after `loader_warmup` (the videos are reread)
     build_videos: int = 8
     build_workers: tuple[int, ...] = field(default_factory=lambda: tuple(sorted({1, os.cpu_count() or 1})))
     sections: tuple[str, ...] = SECTIONS
@@ -69,6 +74,11 @@ class Settings:
     @property
     def device(self) -> torch.device:
         return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+
+    @property
+    def decode_device(self) -> str:
+        """Where the DALI loader decodes here: NVDEC when there is a GPU, else the CPU."""
+        return "gpu" if self.device.type == "cuda" else "cpu"
 
     @property
     def loader_dtype(self) -> str:
@@ -99,14 +109,15 @@ PRESETS: dict[str, dict] = {
                   shard_samples=4, workers=2, batch_size=2, num_frames=4, input_size=64, threads=2,
                   loader_repeats=2, loader_warmup=1, arch="ViT-Tiny-16", sim_header="meanP",
                   step_iters=2, step_repeats=2, e2e_steps=3, gops=(1, 8), short_sides=(48, 32), codec_videos=3,
-                  codec_batches=2, codec_repeats=2, build_videos=3, build_workers=(1,)),
+                  codec_batches=2, codec_repeats=2, lengths=(16, 48), length_videos=3, length_batches=2,
+                  build_videos=3, build_workers=(1,)),
     # A few minutes on a 2-core CPU: Kinetics-like videos, ViT-B/32 at 8 frames, batch 2.
     "cpu": dict(),
     # The target configuration on one GPU: ViT-B/32, 8 frames, bf16, batch 64.
     "gpu": dict(videos_per_class=64, shard_samples=64, batch_size=64, threads=min(8, os.cpu_count() or 1),
                 loader_repeats=3, loader_warmup=3, step_warmup=4, step_iters=10, step_repeats=3, e2e_steps=200,
                 e2e_warmup=20,
-                codec_videos=32, codec_batches=8, build_videos=32),
+                codec_videos=32, codec_batches=8, length_videos=32, build_videos=32),
 }
 
 # Training-config keys the run sizes are read from (`--config`), before explicit flags.
@@ -150,11 +161,15 @@ def _from_training_config(path: Path) -> dict:
 def check(settings: Settings) -> None:
     """Reject settings no section can run with, naming the flag."""
     positive = ("batch_size", "num_frames", "input_size", "threads", "prefetch", "loader_repeats", "step_iters",
-                "step_repeats", "e2e_steps", "e2e_warmup", "codec_videos", "codec_batches", "codec_repeats", "build_videos",
-                "videos_per_class", "workers", "shard_samples")
+                "step_repeats", "e2e_steps", "e2e_warmup", "codec_videos", "codec_batches", "codec_repeats",
+                "length_videos", "length_batches", "build_videos", "videos_per_class", "workers", "shard_samples")
     for name in positive:
         if getattr(settings, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(settings, name)}")
+    for name in ("gops", "short_sides", "lengths"):
+        values = getattr(settings, name)
+        if not values or min(values) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} needs values >= 1, got {list(values)}")
     for name in ("loader_warmup", "step_warmup"):
         if getattr(settings, name) < 0:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(settings, name)}")

@@ -108,7 +108,7 @@ class DaliVideoLoader(EpochLoader):
         frames = np.concatenate(decoded) if decoded else np.zeros(0)
         self.decode_stats = {"clips": int(frames.size), "frames_decoded_per_clip": float(frames.mean()) if frames.size
                              else 0.0, "dense_clips": dense}
-        if dense and not self._dense_reported:
+        if self.sparse and dense and not self._dense_reported:
             self._dense_reported = True
             log.warning("%d of %d clips in epoch %d were decoded from the start of the video: their GOPs are not "
                         "closed (or cannot be remuxed), so the frames cannot be cut out; re-shard with "

@@ -13,11 +13,11 @@ from pipelines.shards import ShardSet
 from pipelines.sparse import select_gops
 
 
-def decode_frames(data: bytes, indices: Sequence[int]) -> np.ndarray:
+def decode_frames(data: bytes, indices: Sequence[int], *, one_thread: bool = False) -> np.ndarray:
     """RGB frames (len(indices), H, W, 3) uint8 at `indices` (any order, repeats allowed).
 
     Decodes from the start up to the largest index; indices past the last frame repeat it, as
-    DALI's pad_mode="edge" does.
+    DALI's pad_mode="edge" does. `one_thread` keeps FFmpeg on the calling thread (cost measurements).
     """
     wanted = set(int(i) for i in indices)
     last_wanted = max(wanted)
@@ -25,7 +25,9 @@ def decode_frames(data: bytes, indices: Sequence[int]) -> np.ndarray:
     number, frame = -1, None
     with av.open(io.BytesIO(data)) as container:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        stream.thread_type = "NONE" if one_thread else "AUTO"
+        if one_thread:
+            stream.codec_context.thread_count = 1
         for number, frame in enumerate(container.decode(stream)):
             if number in wanted:
                 frames[number] = frame.to_ndarray(format="rgb24")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import headline
+from benchmarks import codecs, headline
 from benchmarks.cli import main as bench_main
 from benchmarks.data import BenchmarkError
 from benchmarks.report import markdown
@@ -18,7 +18,7 @@ from benchmarks.stats import summarize
 from benchmarks.trainer import overrides
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ("loader", "step", "e2e", "codecs", "build")
+SECTIONS = ("loader", "step", "e2e", "codecs", "lengths", "build")
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -44,14 +44,19 @@ def test_smoke_report_has_every_section_with_measurements(smoke):
     assert list(report["sections"]) == list(SECTIONS)
     assert all(section["status"] == "ok" for section in report["sections"].values())
     loader = report["sections"]["loader"]
-    for backend in ("dali", "baseline"):
-        rate = loader[backend]["clips_per_s"]
+    for name in ("dali", "dali-dense", "baseline"):
+        rate = loader[name]["clips_per_s"]
         assert rate["repeats"] == 2 and rate["min"] > 0 and rate["min"] <= rate["median"] <= rate["max"]
         # Each repeat times the epoch minus its warm-up batch: 10 clips / batch 2 = 5 batches, 4 timed.
-        assert loader[backend]["timed_clips"] == 2 * 4 * 2
-        assert loader[backend]["cpu_ms_per_clip"]["median"] > 0 and loader[backend]["cores_busy"]["median"] > 0
+        assert loader[name]["timed_clips"] == 2 * 4 * 2
+        assert loader[name]["cpu_ms_per_clip"]["median"] > 0 and loader[name]["cores_busy"]["median"] > 0
     assert loader["dali_vs_baseline"] == pytest.approx(
         loader["dali"]["clips_per_s"]["median"] / loader["baseline"]["clips_per_s"]["median"])
+    assert loader["sparse_vs_dense"] == pytest.approx(
+        loader["dali"]["clips_per_s"]["median"] / loader["dali-dense"]["clips_per_s"]["median"])
+    # Sparse decoding walks through fewer frames than decoding up to the last sampled one; its GOPs are closed.
+    assert 4 <= loader["dali"]["frames_decoded_per_clip"] < loader["dali-dense"]["frames_decoded_per_clip"]
+    assert loader["dali"]["dense_clips"] == 0 and loader["baseline"]["frames_decoded_per_clip"] is None
     step = report["sections"]["step"]
     assert step["flops_per_clip"] > 1e6 and step["matmul_bf16_tflops"] > 0 and 0 < step["mfu"] < 1
     e2e = report["sections"]["e2e"]
@@ -71,11 +76,23 @@ def test_smoke_headline_ratios_come_from_the_sections(smoke):
     assert head["overlap_efficiency"] == pytest.approx(sections["e2e"]["clips_per_s"] / min(dali, step))
     assert head["e2e_mfu"] == pytest.approx(sections["e2e"]["clips_per_s"] * sections["step"]["flops_per_clip"]
                                             / (sections["step"]["matmul_bf16_tflops"] * 1e12))
+    assert head["sparse_vs_dense"] == sections["loader"]["sparse_vs_dense"]
+    # The default set's encoding (vp9, GOP 8, short side 48) is a point of the codec sweep.
+    point = next(row for row in sections["codecs"]["rows"]
+                 if (row["codec"], row["gop"], row["short_side"]) == ("vp9", 8, 48))
+    assert head["decode_vs_limit"] == pytest.approx(point["decode"]["dali"]["cpu_ms_per_clip"]["median"]
+                                                    / point["decode"]["limit"]["cpu_ms_per_clip"]["median"])
+    peers = {name: peer["cpu_ms_per_clip"]["median"] for name, peer in point["decode"]["peers"].items()
+             if "error" not in peer}
+    assert head["best_peer"] == min(peers, key=peers.get, default=None)
+    # The smoke sweep has no 480-frame videos.
+    assert head["sparse_vs_dense_long"] is None and head["long_vs_short_cost"] is None
     text = smoke["markdown"]
-    for line in ("DALI vs baseline loader", "overlap efficiency", "MFU, model step", "Where the time goes",
-                 "## Machine", "## Settings", "## History"):
+    for line in ("DALI vs baseline loader", "sparse vs dense decoding", "needed-GOPs limit", "best peer",
+                 "overlap efficiency", "MFU, model step", "Where the time goes", "## lengths: DALI train loader",
+                 "## Machine", "## Settings", "## History", "sparse/dense"):
         assert line in text
-    assert f"{head['dali_vs_baseline']:.2f}x" in text
+    assert f"{head['dali_vs_baseline']:.2f}x" in text and f"{head['decode_vs_limit']:.2f}x" in text
     assert "Headline" in smoke["stdout"] and "json:" in smoke["stdout"]
 
 
@@ -92,13 +109,98 @@ def test_smoke_codec_sweep_decodes_what_dali_can_on_this_device(smoke):
     for row in section["rows"]:
         if row["codec"] == "h264" and not gpu:
             assert row["decode"] is None and "GPU" in row["decode_skipped"]
-        else:
-            assert row["decode"]["median"] > 0
+            continue
+        decode = row["decode"]
+        dali, dense, limit = decode["dali"], decode["dali-dense"], decode["limit"]
+        assert dali["clips_per_s"]["median"] > 0 and dense["clips_per_s"]["median"] > 0
+        assert dali["cpu_ms_per_clip"]["median"] > 0 and limit["cpu_ms_per_clip"]["median"] > 0
+        assert limit["remux_ms_per_clip"]["median"] > 0 and dali["dense_clips"] == 0
+        # The limit decodes exactly the frames the DALI decoder is fed; both fewer than the dense path.
+        assert limit["frames_decoded_per_clip"] == pytest.approx(dali["frames_decoded_per_clip"])
+        assert dali["frames_decoded_per_clip"] < dense["frames_decoded_per_clip"]
+        if row["gop"] in (1, None):  # every frame is a keyframe: only the sampled ones are decoded
+            assert dali["frames_decoded_per_clip"] == 4
+        assert decode["dali_vs_limit"] == pytest.approx(dali["cpu_ms_per_clip"]["median"]
+                                                        / limit["cpu_ms_per_clip"]["median"])
+        assert set(decode["peers"]) == set(section["peers"])
+        for peer in decode["peers"].values():
+            assert peer.get("error") or peer["cpu_ms_per_clip"]["median"] > 0
+    assert set(section["peers"]) | set(section["peers_missing"]) == set(codecs.PEERS)
     assert section["skipped_decode"] == ([] if gpu else ["h264"])
     if not gpu:
         assert "h264: decode skipped" in smoke["markdown"]
     build = smoke["report"]["sections"]["build"]
     assert [row["workers"] for row in build["rows"]] == [1] and build["rows"][0]["videos_per_s"] > 0
+
+
+def test_smoke_length_sweep_measures_sparse_and_dense_loaders_per_length(smoke):
+    section = smoke["report"]["sections"]["lengths"]
+    assert [row["frames"] for row in section["rows"]] == [16, 48]
+    assert section["clips_per_epoch"] == (1 + 2 + 2 * 2) * 2  # warm-up, timed, read-ahead batches; batch 2
+    for row in section["rows"]:
+        sparse, dense = row["sparse"], row["dense"]
+        for result in (sparse, dense):
+            assert result["clips_per_s"]["median"] > 0 and result["steady_cpu_ms_per_clip"]["median"] > 0
+            assert result["timed_clips"] == 2 * 2 * 2  # 2 repeats x 2 timed batches x batch 2
+        assert sparse["frames_decoded_per_clip"] < dense["frames_decoded_per_clip"] <= row["frames"]
+        assert sparse["dense_clips"] == 0 and row["bytes_per_clip"] > 0
+        assert row["sparse_vs_dense"] == pytest.approx(sparse["clips_per_s"]["median"] / dense["clips_per_s"]["median"])
+    short, long = section["rows"]
+    assert short["sparse_cost_vs_shortest"] == 1.0
+    assert long["sparse_cost_vs_shortest"] == pytest.approx(long["sparse"]["steady_cpu_ms_per_clip"]["median"]
+                                                            / short["sparse"]["steady_cpu_ms_per_clip"]["median"])
+    # Dense decoding follows the video's length; sparse stays near T x GOP / 2 frames.
+    assert long["dense"]["frames_decoded_per_clip"] > 2 * short["dense"]["frames_decoded_per_clip"]
+    assert long["sparse"]["frames_decoded_per_clip"] < long["dense"]["frames_decoded_per_clip"] / 2
+
+
+def test_peer_decoders_run_where_they_load_and_say_why_not(smoke, monkeypatch):
+    from pipelines import open_shards
+    from pipelines.pyav_decode import decode_frames
+
+    def broken(data, indices):
+        raise RuntimeError("cannot decode this one\nsecond line")
+
+    def missing():
+        raise ImportError("No module named 'nothing'")
+
+    monkeypatch.setattr(codecs, "PEERS", {"pyav": lambda: decode_frames, "missing": missing,
+                                          "short": lambda: lambda data, indices: decode_frames(data, indices[:1])})
+    folder = next(smoke["data"].glob("synth-*/codecs-*/vp9-gop8-side48"))
+    clips = codecs.epoch_clips(open_shards(folder), resolve("smoke", None, {}))
+    peers, why_not = codecs.load_peers(clips[0])
+    assert list(peers) == ["pyav"]
+    assert why_not == {"missing": "ImportError: No module named 'nothing'", "short": "returned 1 frames for 4 indices"}
+    result = codecs.peer_decode(peers["pyav"], clips, repeats=2)
+    assert result["cpu_ms_per_clip"]["repeats"] == 2 and result["cpu_ms_per_clip"]["median"] > 0
+    assert codecs.peer_decode(broken, clips, repeats=2) == {"error": "RuntimeError: cannot decode this one"}
+
+
+def test_cpu_time_counts_running_child_processes():
+    import multiprocessing
+    import time
+
+    from benchmarks.stats import cpu_seconds
+
+    def spin_then_wait(done):
+        started = time.process_time()
+        while time.process_time() - started < 0.3:
+            pass
+        done.set()
+        time.sleep(30)
+
+    context = multiprocessing.get_context("fork")
+    done = context.Event()
+    before = cpu_seconds()
+    child = context.Process(target=spin_then_wait, args=(done,))
+    child.start()
+    try:
+        assert done.wait(20)
+        assert cpu_seconds() - before >= 0.29  # the child still runs: read from /proc
+    finally:
+        child.terminate()
+        child.join()
+    assert cpu_seconds() - before >= 0.29  # reaped: counted once, in the children's usage
 
 
 def test_plot_is_written_or_its_absence_is_reported(smoke):
@@ -135,12 +237,12 @@ def test_loader_section_names_the_fix_when_the_set_is_too_small(smoke):
 
 
 def test_e2e_lists_small_shard_sets_often_enough_for_one_epoch(smoke, tmp_path):
-    from benchmarks.e2e import one_epoch_manifest
+    from benchmarks.data import repeated_manifest
     from pipelines import open_shards
 
     shards = next(smoke["data"].glob("synth-*/shards-*"))
-    assert one_epoch_manifest(shards, 10, tmp_path) == (shards, 1)
-    manifest, repeats = one_epoch_manifest(shards, 25, tmp_path)
+    assert repeated_manifest(shards, 10, tmp_path) == (shards, 1)
+    manifest, repeats = repeated_manifest(shards, 25, tmp_path)
     repeated, once = open_shards(manifest), open_shards(shards)
     assert repeats == 3 and repeated.num_samples == 30 and repeated.keys == once.keys * 3
     assert repeated.classes == once.classes
@@ -184,17 +286,34 @@ def test_summary_and_headline_arithmetic():
     summary = summarize([4.0, 2.0, 3.0], "clips/s")
     assert (summary["median"], summary["min"], summary["max"]) == (3.0, 2.0, 4.0)
     assert summary["spread_pct"] == pytest.approx(100 * 2 / 3)
+    def cost(ms: float) -> dict:
+        return {"cpu_ms_per_clip": {"median": ms}}
+
+    lengths = [{"frames": 48, "sparse": {"steady_cpu_ms_per_clip": {"median": 10.0}}, "sparse_vs_dense": 1.5},
+               {"frames": 480, "sparse": {"steady_cpu_ms_per_clip": {"median": 25.0}}, "sparse_vs_dense": 3.5}]
+    decode = {"dali": cost(12.0), "limit": cost(10.0), "dali_vs_limit": 1.2,
+              "peers": {"decord": cost(24.0), "torchcodec": cost(16.0), "other": {"error": "DECORDError: size"}}}
     sections = {"loader": {"status": "ok", "dali": {"clips_per_s": {"median": 30.0}},
+                           "dali-dense": {"clips_per_s": {"median": 20.0}}, "sparse_vs_dense": 1.5,
                            "baseline": {"clips_per_s": {"median": 10.0}}},
                 "step": {"status": "ok", "clips_per_s": {"median": 20.0}, "flops_per_clip": 1e12,
                          "matmul_bf16_tflops": 100.0, "mfu": 0.2},
-                "e2e": {"status": "ok", "clips_per_s": 18.0, "data_wait_pct": 5.0}}
-    head = headline.compute(sections, {"arch": "ViT-B-32", "num_frames": 8, "precision": "bf16"},
-                            {"gpu": {"name": "NVIDIA H100 80GB HBM3"}})
+                "e2e": {"status": "ok", "clips_per_s": 18.0, "data_wait_pct": 5.0},
+                "codecs": {"status": "ok", "decoder": "cpu",
+                           "rows": [{"codec": "vp9", "gop": 16, "short_side": 256, "decode": decode},
+                                    {"codec": "vp9", "gop": 32, "short_side": 256, "decode": None}]},
+                "lengths": {"status": "ok", "rows": lengths}}
+    settings = {"arch": "ViT-B-32", "num_frames": 8, "precision": "bf16", "shard_codec": "vp9", "shard_gop": 16,
+                "shard_short_side": 256}
+    head = headline.compute(sections, settings, {"gpu": {"name": "NVIDIA H100 80GB HBM3"}})
     assert head["dali_vs_baseline"] == 3.0 and head["overlap_efficiency"] == pytest.approx(0.9)
     assert head["bottleneck"] == "model step" and head["e2e_mfu"] == pytest.approx(0.18)
-    assert headline.verdicts(head) == {"dali_vs_baseline": True, "overlap_efficiency": True,
-                                       "e2e_clips_per_s": False}
+    assert (head["sparse_vs_dense"], head["sparse_vs_dense_long"], head["long_vs_short_cost"]) == (1.5, 3.5, 2.5)
+    assert head["decode_vs_limit"] == 1.2 and head["best_peer"] == "torchcodec"
+    assert head["dali_vs_best_peer"] == pytest.approx(0.75)
+    assert headline.verdicts(head) == {"dali_vs_baseline": True, "sparse_vs_dense": True, "sparse_vs_dense_long": True,
+                                       "long_vs_short_cost": False, "decode_vs_limit": True, "dali_vs_best_peer": True,
+                                       "overlap_efficiency": True, "e2e_clips_per_s": False}
     assert "model step is the bottleneck" in headline.where_time_goes(head)
 
 
