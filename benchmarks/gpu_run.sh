@@ -1,88 +1,104 @@
 #!/usr/bin/env bash
-# GPU tests and the full benchmark report on a GPU machine without network access.
+# GPU tests and the GPU benchmark report on a GPU machine without network access.
 #
 # The machine must have Python 3.12 with a CUDA 13 build of torch and torchvision (e.g. torch 2.11+cu130);
-# every other package comes as a wheel from a local folder (benchmarks/gpu_wheels.txt lists them).
-#
-# 1. Fetch the wheels, on any x86-64 machine with network and this project's venv:
-#      python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#          --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-#          -d wheels -r <(grep -v '^deepspeed' benchmarks/gpu_wheels.txt)
-#      .venv/bin/pip wheel --no-deps --no-build-isolation deepspeed==0.19.8 -w wheels   # sdist only on PyPI
-#    (several hundred MB, most of it DALI). Where a transfer limits file sizes, cut big wheels with
-#    `split -b 60M wheels/X.whl wheels/X.whl.part-`; this script joins `*.whl.part-*` back before installing.
-# 2. Copy the repository and the wheels folder to the GPU machine and run, from the repository root:
-#      bash benchmarks/gpu_run.sh [install] [test] [bench]      (no argument: all three; where one
-#      command's time is limited, run the stages as separate commands)
-#    WHEELS   wheel folder (default: ./wheels)
-#    OUT      where reports and logs go (default: benchmarks/reports)
-#    TESTS    pytest targets (default: the whole suite, tests/)
+# every other package comes as wheels made by `bash benchmarks/gpu_wheels.sh fetch` (on a machine with
+# registry access), in parts of under 60 MiB: wheels/part-01 ... part-NN and wheels/SHA256SUMS. Bring the
+# parts one transfer at a time into ./wheels, then run from the repository root:
+#      bash benchmarks/gpu_run.sh [install] [test] [bench]      (no argument: all three)
+# Each stage reports its result in $OUT/stages.txt and the next one still runs; the exit status is that
+# of the first failing stage.
+#    WHEELS      wheel folder (default: ./wheels)
+#    SITE        where the wheels are installed, put on PYTHONPATH (default: /tmp/site)
+#    OUT         reports and logs (default: $OUT if set, else benchmarks/reports)
+#    TESTS       pytest targets of the test stage (default: the gpu-marked tests, then a CPU smoke)
 #    BENCH_ARGS  extra flags for `python -m benchmarks report` (e.g. "--e2e-steps 200 --batch-size 128")
-#    DATA_DIR generated benchmark data (default: /tmp/bench-data)
+#    DATA_DIR    generated benchmark data (default: /tmp/bench-data)
 # The report runs ViT-B/32, 8 frames, bf16, random weights, the gpu preset (batch 64, 640 videos).
-set -euo pipefail
+set -uo pipefail
 
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 WHEELS=${WHEELS:-wheels}
+SITE=${SITE:-/tmp/site}
 OUT=${OUT:-benchmarks/reports}
-TESTS=${TESTS:-tests}
 DATA_DIR=${DATA_DIR:-/tmp/bench-data}
 STAGES=${*:-install test bench}
 mkdir -p "$OUT"
-# The project is not pip-installed there: its packages import from the checkout.
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+# The project is not pip-installed there: its packages import from the checkout, the wheels from $SITE.
+export PYTHONPATH="$PWD:$SITE${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 
+# Put every part's wheels (and chunks, joined in order) into $WHEELS/all, then check them against SHA256SUMS.
 join_parts() {
-    local part whole
-    for part in "$WHEELS"/*.whl.part-aa; do
-        [ -e "$part" ] || continue
-        whole=${part%.part-aa}
-        [ -e "$whole" ] || cat "$whole".part-* > "$whole"
-    done
+    local all="$WHEELS/all" chunk whole
+    [ -f "$WHEELS/SHA256SUMS" ] || { echo "no $WHEELS/SHA256SUMS: bring the parts of gpu_wheels.sh fetch" >&2; return 2; }
+    mkdir -p "$all"
+    find "$WHEELS" -path "$WHEELS/part-*" -name '*.whl' -exec cp -t "$all" {} +
+    while read -r chunk; do
+        whole=${chunk%.chunk-00}
+        find "$WHEELS" -path "$WHEELS/part-*" -name "$(basename "$whole").chunk-*" -printf '%f %p\n' | sort |
+            cut -d' ' -f2 | xargs cat > "$all/$(basename "$whole")"
+    done < <(find "$WHEELS" -path "$WHEELS/part-*" -name '*.whl.chunk-00')
+    (cd "$all" && sha256sum --quiet -c ../SHA256SUMS) || { echo "wheels missing or damaged (see above): bring every part again" >&2; return 1; }
+    echo "$(wc -l < "$WHEELS/SHA256SUMS") wheels checked"
 }
 
 install() {
-    if "$PYTHON" -c "import nvidia.dali, deepspeed, open_clip, webdataset, av, ftfy" 2>/dev/null; then
-        echo "packages already installed"
-        return
-    fi
-    [ -d "$WHEELS" ] || { echo "no wheel folder $WHEELS: see the header of $0 for how to fetch it" >&2; exit 2; }
-    join_parts
-    # Only the project's own dependencies are named: pip takes their requirements from what is installed
-    # (torch, torchvision, numpy, ...) or else from the folder, and never upgrades a preinstalled package
-    # that already satisfies them. The pins come from the wheel list.
-    local wanted
-    wanted=$(grep -E '^(nvidia-dali-cuda130|deepspeed|open_clip_torch|webdataset|av|ftfy)==' benchmarks/gpu_wheels.txt)
-    # shellcheck disable=SC2086
-    "$PYTHON" -m pip install --no-index --find-links "$WHEELS" $wanted
+    join_parts || return
+    # --no-deps: the list names exactly what the image lacks, and nothing preinstalled is replaced.
+    "$PYTHON" -m pip install --quiet --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \
+        "$WHEELS"/all/*.whl || return
+    "$PYTHON" -c "import nvidia.dali, deepspeed, open_clip, webdataset, av, ftfy; print('installed into $SITE')"
 }
 
+# Versions, and whether CUDA is there: `check gpu` fails without it, `check` only says so (the gpu tests skip).
 check() {
-    "$PYTHON" - <<'PY'
+    "$PYTHON" - "${1:-}" <<'PY'
+import sys
 import torch, nvidia.dali, deepspeed, open_clip
-if not torch.cuda.is_available():
-    raise SystemExit("CUDA is not available to torch: this script is for the GPU machine")
-print(f"{torch.cuda.get_device_name()}  torch {torch.__version__}  DALI {nvidia.dali.__version__}  "
-      f"deepspeed {deepspeed.__version__}  open_clip {open_clip.__version__}")
+device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device"
+print(f"{device}  torch {torch.__version__}  DALI {nvidia.dali.__version__}  deepspeed {deepspeed.__version__}  "
+      f"open_clip {open_clip.__version__}")
+if sys.argv[1] == "gpu" and not torch.cuda.is_available():
+    raise SystemExit("CUDA is not available to torch: the gpu benchmark preset is for the GPU machine")
 PY
 }
 
 run_tests() {
-    "$PYTHON" -m pytest -q -ra $TESTS 2>&1 | tee "$OUT/gpu-tests.log"
+    check || return
+    if [ -n "${TESTS:-}" ]; then
+        # shellcheck disable=SC2086
+        "$PYTHON" -m pytest -q -ra $TESTS 2>&1 | tee "$OUT/gpu-tests.log"
+        return
+    fi
+    "$PYTHON" -m pytest -q -ra -m gpu tests 2>&1 | tee "$OUT/gpu-tests.log"
+    local gpu=$?
+    # A quick CPU smoke of the same checkout: sparse decoding, config, the model.
+    "$PYTHON" -m pytest -q -ra tests/test_pipelines_sparse.py tests/test_config.py tests/test_actionclip_heads.py \
+        2>&1 | tee "$OUT/cpu-smoke.log"
+    local smoke=$?
+    return $(( gpu != 0 ? gpu : smoke ))
 }
 
 run_bench() {
+    check gpu || return
     # shellcheck disable=SC2086
     "$PYTHON" -m benchmarks report --preset gpu --arch ViT-B-32 --num-frames 8 --precision bf16 --pretrained none \
         --data-dir "$DATA_DIR" --out-dir "$OUT" ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
 }
 
+status=0
 for stage in $STAGES; do
+    started=$(date +%s)
     case $stage in
         install) install ;;
-        test) check && run_tests ;;
-        bench) check && run_bench ;;
-        *) echo "unknown stage $stage (install, test, bench)" >&2; exit 2 ;;
+        test) run_tests ;;
+        bench) run_bench ;;
+        *) echo "unknown stage $stage (install, test, bench)" >&2; false ;;
     esac
+    result=$?
+    echo "$stage: $([ $result -eq 0 ] && echo ok || echo "failed ($result)") in $(( $(date +%s) - started )) s" |
+        tee -a "$OUT/stages.txt"
+    [ $status -ne 0 ] || status=$result
 done
+exit $status

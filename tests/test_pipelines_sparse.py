@@ -127,22 +127,3 @@ def test_irregular_gops_decode_densely_and_say_so_once(shards, monkeypatch, capl
     for ours, theirs in zip(fallback, reference, strict=True):
         assert torch.equal(ours["video"], theirs["video"])
 
-
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: NVDEC decoding (decode_device='gpu')")
-
-
-@pytest.mark.gpu
-@needs_cuda
-@pytest.mark.parametrize("codec", ["vp9", "h264"])
-def test_nvdec_decodes_the_sparse_stream_as_it_does_the_whole_video(tmp_path_factory, codec):
-    """On NVDEC too (frames ordered by timestamp there): sparse = dense, and close to the CPU decode."""
-    folder = ramp_shards(tmp_path_factory.getbasetemp() / "pipelines", codec=codec)
-    common = dict(split="val", decode_device="gpu", **SMALL)
-    sparse, dense = build_loader(folder, "val", **common), build_loader(folder, "val", sparse_decode=False, **common)
-    for ours, theirs in zip(sparse, dense, strict=True):
-        assert ours["video"].is_cuda and torch.equal(ours["video"], theirs["video"])
-    assert sparse.decode_stats["frames_decoded_per_clip"] < dense.decode_stats["frames_decoded_per_clip"]
-    if codec == "vp9":  # DALI's CPU decoder reads VP9 only
-        cpu = build_loader(folder, "val", split="val", decode_device="cpu", **SMALL)
-        for ours, theirs in zip(sparse, cpu, strict=True):
-            assert (ours["video"].cpu() - theirs["video"]).abs().mean() < 0.05

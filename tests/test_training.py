@@ -12,54 +12,14 @@ from pathlib import Path
 import pytest
 
 from media import write_video
-from shard_tools.cli import main as shard_main
+from training_fixtures import REPO, launch, records, settings, training_shards
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory) -> dict:
-    """Motion classes (train/val) and held-out compositional classes (zero-shot), as VP9 shards."""
-    root = tmp_path_factory.mktemp("data")
-    motion, held_out = root / "motion", root / "compositional"
-    assert shard_main(["synth", "--out", str(motion), "--seed", "0", "--train-per-class", "6", "--val-per-class",
-                       "2", "--test-per-class", "0", "--size", "64", "--frames", "16", "24", "--workers", "2"]) == 0
-    assert shard_main(["build-shards", "--format", "csv", "--annotations", str(motion / "annotations.csv"),
-                       "--root", str(motion), "--labels", str(motion / "labels.csv"), "--name", "motion",
-                       "--out", str(root / "shards"), "--short-side", "64", "--workers", "2"]) == 0
-    # Seen classes have training videos too; only the held-out split is built, with its own label set.
-    assert shard_main(["synth", "--out", str(held_out), "--seed", "1", "--labels", "compositional",
-                       "--train-per-class", "1", "--val-per-class", "0", "--test-per-class", "0",
-                       "--zeroshot-per-class", "1", "--size", "64", "--frames", "16", "--workers", "2"]) == 0
-    assert shard_main(["build-shards", "--format", "csv", "--annotations", str(held_out / "annotations.csv"),
-                       "--root", str(held_out), "--labels", str(held_out / "labels-zeroshot.csv"),
-                       "--split", "zeroshot", "--name", "unseen", "--out", str(root / "shards"),
-                       "--short-side", "64", "--workers", "2"]) == 0
-    return {"root": root, "train": root / "shards" / "motion-train.manifest.json",
-            "val": root / "shards" / "motion-val.manifest.json", "labels": motion / "labels.csv",
-            "zeroshot": root / "shards" / "unseen-zeroshot.manifest.json",
-            "zeroshot_labels": held_out / "labels-zeroshot.csv"}
-
-
-def settings(shards: dict, exp_dir: Path, **extra) -> list[str]:
-    values = {"data.train_shards": shards["train"], "data.val_shards": shards["val"], "data.labels": shards["labels"],
-              "data.num_segments": 4, "data.batch_size": 8, "data.workers": 1,
-              "network.sim_header": "Transf", "solver.epochs": 2, "solver.lr": 1e-3, "solver.lr_warmup_step": 1,
-              "logging.print_freq": 1, "logging.tensorboard": True, "logging.exp_dir": exp_dir, **extra}
-    return [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
-
-
-def launch(*args: str, timeout: int = 300, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
-    command = (launcher or [sys.executable]) + ["launch.py", *map(str, args)]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                            env={**os.environ, "DS_ACCELERATOR": "cpu"})
-    return result
-
-
-def records(exp_dir: Path, kind: str) -> list[dict]:
-    lines = (exp_dir / "metrics.jsonl").read_text().splitlines()
-    return [entry for entry in map(json.loads, lines) if entry["kind"] == kind]
+    return training_shards(tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +102,14 @@ def test_killed_run_resumes_like_an_uninterrupted_one(trained, shards, tmp_path)
         assert entry["lr"] == pytest.approx(reference["lr"], rel=1e-6)
         assert entry["loss"] == pytest.approx(reference["loss"], rel=1e-3, abs=1e-4)
     assert records(exp_dir, "data")[-1]["rank_sample_ranges"] == records(trained, "data")[-1]["rank_sample_ranges"]
+
+
+def test_bf16_trains_a_resnet_tower_with_batch_norm(shards, tmp_path):
+    """DeepSpeed casts parameters to bf16; the BatchNorm statistics must be cast with them."""
+    result = launch("--config", "configs/demo.yaml", *settings(shards, tmp_path / "bf16", **{
+        "deepspeed.precision": "bf16"}), "--max-steps", "2")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert len(records(tmp_path / "bf16", "train")) == 2
 
 
 def test_two_ranks_read_different_samples(shards, tmp_path):

@@ -66,6 +66,8 @@ def deepspeed_config(config: dict, steps_per_epoch: int, exp_dir: Path) -> dict:
         "zero_optimization": {"stage": speed["zero_stage"]},
         "bf16": {"enabled": precision == "bf16"},
         "fp16": {"enabled": precision == "fp16", "initial_scale_power": 16},
+        # DeepSpeed casts only parameters to bf16/fp16; BatchNorm's running statistics (RN towers) must follow.
+        "data_types": {"buffer_dtype": precision},
         # Warm-up then cosine, stepped every optimiser step; it scales each group's own lr (keeps x ratio, x f_ratio).
         "scheduler": {"type": "WarmupCosineLR", "params": {
             "total_num_steps": max(optimizer_steps * solver["epochs"], 1),
