@@ -33,7 +33,7 @@ from pipelines import ClipConfig, ShardSet, open_shards
 from pipelines.dali_pipeline import decoded_clips
 from pipelines.epoch import EpochPlan
 from pipelines.pyav_decode import decode_frames
-from pipelines.shards import GPU_ONLY_CODECS
+from pipelines.shard_format import GPU_ONLY_CODECS
 from pipelines.source import ClipSource
 from pipelines.sparse import select_gops
 

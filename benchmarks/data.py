@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pipelines import open_shards
 from shard_tools.cli import main as shard_main
-from shard_tools.shards import read_index
+from pipelines.shard_format import read_index
 
 from benchmarks.settings import Settings, shown_path
 

@@ -10,7 +10,8 @@ import torch
 from pipelines.config import CLIP_MEAN, CLIP_STD, COLOR_JITTER, MULTISCALE_SCALES, ClipConfig
 from pipelines.errors import ShardError
 from pipelines.pyav_decode import probe_codec
-from pipelines.shards import GPU_ONLY_CODECS, ShardSet, open_shards
+from pipelines.shard_format import GPU_ONLY_CODECS
+from pipelines.shards import ShardSet, open_shards
 
 BACKENDS = ("auto", "dali", "baseline")
 DECODE_DEVICES = ("auto", "gpu", "cpu")

@@ -16,16 +16,13 @@ from typing import Sequence
 import numpy as np
 
 from pipelines.errors import ShardError
+from pipelines.shard_format import LOADER_COMPONENTS, FormatError, read_index
 
 INDEX_HINT = (
     "`python -m shard_tools build-shards` writes one next to every tar; for an existing tar run "
     "DALI's `wds2idx <shard>.tar <shard>.idx`"
 )
 VERIFY_HINT = "run `python -m shard_tools verify <shard folder>` to list every bad sample"
-# Components every sample needs: the video and the int32 [label, num_frames, height, width] record.
-REQUIRED_COMPONENTS = ("mp4", "info")
-# Codecs DALI can only decode with NVDEC (device="mixed").
-GPU_ONLY_CODECS = frozenset({"h264", "avc", "hevc", "h265", "av1", "mpeg4"})
 
 
 @dataclass(frozen=True)
@@ -140,7 +137,7 @@ def _from_tars(tars: Sequence[Path], *, indexes: Sequence[Path | None] | None = 
         index = index or tar.with_suffix(".idx")
         if not index.is_file():
             raise ShardError(f"shard {tar} has no DALI index {index}: {INDEX_HINT}")
-        tar_samples = read_index(tar, index)
+        tar_samples = _loader_members(tar, index)
         keys.extend(tar_samples)
         members.extend(tar_samples.values())
         counts.append(len(tar_samples))
@@ -151,39 +148,27 @@ def _from_tars(tars: Sequence[Path], *, indexes: Sequence[Path | None] | None = 
                     members=np.array(members, dtype=np.int64).reshape(-1, 4))
 
 
-def read_index(tar: Path, index: Path) -> dict[str, tuple[int, int, int, int]]:
-    """Sample key -> (.mp4 offset, size, .info offset, size) of one tar, in index order, from its DALI
-    index (`v1.2` lines: `ext offset size name` per component).
+def _loader_members(tar: Path, index: Path) -> dict[str, tuple[int, int, int, int]]:
+    """Sample key -> (.mp4 offset, size, .info offset, size) of one tar, in index order.
 
-    Checks that every sample has the required components and that the index fits the tar.
+    Checks that every sample has the components the loaders read and that the index fits the tar.
     """
-    lines = index.read_text().splitlines()
-    header = lines[0].split() if lines else []
-    if len(header) != 2 or header[0] != "v1.2" or not header[1].isdigit():
-        raise ShardError(f"{index} is not a DALI v1.2 index (header {' '.join(header)!r}); rebuild it: {INDEX_HINT}")
-    body = [line.split() for line in lines[1:] if line.strip()]
-    if len(body) != int(header[1]) or not body:
-        raise ShardError(f"{index} announces {header[1]} samples but lists {len(body)}; rebuild it: {INDEX_HINT}")
+    try:
+        samples = read_index(index)
+    except FormatError as error:
+        raise ShardError(f"{error} ({INDEX_HINT})") from error
     tar_size = tar.stat().st_size
-    samples = {}
-    for fields in body:
-        components = {fields[i]: (int(fields[i + 1]), int(fields[i + 2]), fields[i + 3])
-                      for i in range(0, len(fields) - 3, 4)}
-        name = next(iter(components.values()))[2]
-        key = name[:name.find(".", name.rfind("/") + 1)]
-        for extension in REQUIRED_COMPONENTS:
-            if extension not in components:
-                raise ShardError(f"{tar}: sample {key!r} has no .{extension} component "
+    members = {}
+    for key, components in samples.items():
+        for component in LOADER_COMPONENTS:
+            if component not in components:
+                raise ShardError(f"{tar}: sample {key!r} has no .{component} component "
                                  f"(has {sorted(components)}); re-shard it with shard_tools build-shards")
-        end = max(offset + size for offset, size, _ in components.values())
-        if end > tar_size:
+        if max(offset + size for offset, size in components.values()) > tar_size:
             raise ShardError(f"{index} points past the end of {tar} (sample {key!r}); the tar is truncated "
                              f"or the index is stale: rebuild it ({INDEX_HINT})")
-        if key in samples:
-            raise ShardError(f"{tar}: sample key {key!r} appears twice in {index}; keys must be unique, "
-                             "re-shard with shard_tools build-shards")
-        samples[key] = tuple(value for extension in REQUIRED_COMPONENTS for value in components[extension][:2])
-    return samples
+        members[key] = tuple(value for component in LOADER_COMPONENTS for value in components[component])
+    return members
 
 
 def rank_range(num_samples: int, rank: int, world_size: int) -> tuple[int, int]:

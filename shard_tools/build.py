@@ -21,11 +21,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from pipelines.shard_format import decode_info, key_position, read_index, sample_key
 from shard_tools import inputs as annotations
 from shard_tools.encode import ENCODERS, EncodeOptions, VideoRejected, reencode
 from shard_tools.shards import (
-    Sample, ShardWriter, atomic_write_bytes, atomic_write_json, decode_info, failures_path, index_keys,
-    key_position, manifest_path, read_index, read_member, sample_key, shard_stem,
+    Sample, ShardWriter, atomic_write_bytes, atomic_write_json, failures_path, manifest_path, read_member, shard_stem,
 )
 
 FORMATS = ("kinetics", "ucf101", "hmdb51", "csv", "folder")
@@ -140,7 +140,7 @@ def finished_shards(out: Path, name: str, split: str) -> dict[int, list[int]]:
     for idx_path in sorted(out.glob(f"{name}-{split}-[0-9]*.idx")):
         number = int(idx_path.stem.rsplit("-", 1)[1])
         if idx_path.with_suffix(".tar").exists():
-            finished[number] = [key_position(key) for key in index_keys(idx_path)]
+            finished[number] = [key_position(key) for key in read_index(idx_path)]
     return finished
 
 

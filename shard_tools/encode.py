@@ -9,6 +9,8 @@ from typing import Iterator
 
 import av
 
+from pipelines.pyav_decode import count_frames
+
 # Encoder settings per codec. VP9 must not use alt-ref (hidden) frames: DALI's CPU decoder rejects them.
 ENCODERS = {
     "vp9": ("libvpx-vp9", "yuv420p"),
@@ -148,8 +150,3 @@ def reencode(path: str, options: EncodeOptions, window: tuple[float, float] | No
     return EncodedVideo(data, num_frames, height, width, float(out_rate), num_frames / float(out_rate),
                         float(source_rate), source_size)
 
-
-def count_frames(data: bytes) -> int:
-    """Frames a decoder returns for an encoded video (what DALI must see as well)."""
-    with av.open(io.BytesIO(data)) as container:
-        return sum(1 for _ in container.decode(video=0))

@@ -1,19 +1,16 @@
-"""The shard files: tar members, the `.info` record, DALI `.idx` files and manifests."""
+"""Writing shard files: tars, their DALI `.idx` files and manifests (the format is `pipelines.shard_format`)."""
 from __future__ import annotations
 
 import io
 import json
 import os
-import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from wds2idx import IndexCreator  # shipped with the DALI wheel
 
-COMPONENTS = ("mp4", "cls", "info", "json")
-INFO_FIELDS = ("label", "num_frames", "height", "width")
+from pipelines.shard_format import encode_info
 
 
 @dataclass(frozen=True)
@@ -25,27 +22,6 @@ class Sample:
     height: int
     width: int
     meta: dict
-
-
-def encode_info(label: int, num_frames: int, height: int, width: int) -> bytes:
-    return np.array([label, num_frames, height, width], dtype="<i4").tobytes()
-
-
-def decode_info(raw: bytes) -> dict[str, int]:
-    values = np.frombuffer(raw, dtype="<i4")
-    if values.size != len(INFO_FIELDS):
-        raise ValueError(f".info holds {values.size} int32 values, expected {len(INFO_FIELDS)}")
-    return dict(zip(INFO_FIELDS, (int(v) for v in values)))
-
-
-def sample_key(name: str, split: str, position: int) -> str:
-    """Key from the sample's position in the shuffled split: unique, dot-free, and sorts in build order."""
-    prefix = re.sub(r"[^A-Za-z0-9]", "", f"{name}{split}")
-    return f"{prefix}{position:09d}"
-
-
-def key_position(key: str) -> int:
-    return int(key[-9:])
 
 
 def shard_stem(name: str, split: str, number: int) -> str:
@@ -110,25 +86,6 @@ def write_index(tar_path: Path, idx_path: Path) -> None:
     with IndexCreator(str(tar_path), str(temporary), verbose=False) as creator:
         creator.create_index()
     os.replace(temporary, idx_path)
-
-
-def read_index(idx_path: Path) -> dict[str, dict[str, tuple[int, int]]]:
-    """Parse a DALI webdataset index: key -> {extension: (offset, size)}."""
-    lines = idx_path.read_text().splitlines()
-    if not lines or not lines[0].startswith("v1."):
-        raise ValueError(f"{idx_path}: not a DALI webdataset index (first line {lines[:1]})")
-    entries: dict[str, dict[str, tuple[int, int]]] = {}
-    for line in lines[1:]:
-        fields = line.split()
-        for start in range(0, len(fields), 4):
-            extension, offset, size, member = fields[start:start + 4]
-            key = member[: member.find(".")]
-            entries.setdefault(key, {})[extension] = (int(offset), int(size))
-    return entries
-
-
-def index_keys(idx_path: Path) -> list[str]:
-    return list(read_index(idx_path))
 
 
 def read_member(handle, offset: int, size: int) -> bytes:

@@ -12,10 +12,10 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from shard_tools.encode import count_frames
-from shard_tools.shards import COMPONENTS, decode_info, read_index, shard_tars
+from pipelines.pyav_decode import count_frames
+from pipelines.shard_format import COMPONENTS, DALI_CPU_CODECS, GPU_ONLY_CODECS, decode_info, member_key, read_index
+from shard_tools.shards import shard_tars
 
-DALI_CPU_CODECS = {"vp9", "vp8", "mjpeg"}
 console = Console(stderr=True)
 
 
@@ -45,7 +45,7 @@ class DaliFrameCounter:
 
     def __init__(self, device: str, threads: int):
         self.device, self.threads = ("mixed" if device == "gpu" else "cpu"), threads
-        self.codecs = DALI_CPU_CODECS | ({"h264", "hevc"} if device == "gpu" else set())
+        self.codecs = DALI_CPU_CODECS | (GPU_ONLY_CODECS if device == "gpu" else frozenset())
         self.pipeline = None
 
     def _build(self):
@@ -81,7 +81,7 @@ def _members(tar_path: Path) -> tuple[dict[str, dict[str, bytes]], dict[str, dic
         for member in archive:
             if not member.isfile():
                 continue
-            key, _, extension = member.name.partition(".")
+            key, extension = member_key(member.name)
             samples.setdefault(key, {})[extension] = archive.extractfile(member).read()
             offsets.setdefault(key, {})[extension] = (member.offset_data, member.size)
     return samples, offsets

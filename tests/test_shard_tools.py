@@ -12,7 +12,7 @@ import pytest
 import webdataset as wds
 
 from shard_tools.cli import main as shard_main
-from shard_tools.shards import decode_info, read_index
+from pipelines.shard_format import decode_info, read_index
 from media import decoded_frames, write_video
 
 CLASSES = ["jump", "run", "walk"]
