@@ -1,6 +1,6 @@
 """ActionCLIP on open_clip: video-text model, prompts, loss, optimiser groups, original checkpoints."""
 from actionclip.fusion import SIM_HEADERS, build_fusion_head
-from actionclip.loss import actionclip_loss
+from actionclip.loss import actionclip_loss, is_distributed
 from actionclip.model import ActionCLIP, build_model
 from actionclip.original_ckpt import (
     export_original_checkpoint,
@@ -32,6 +32,7 @@ __all__ = [
     "export_original_checkpoint",
     "freeze_towers",
     "import_original_checkpoint",
+    "is_distributed",
     "param_groups",
     "read_original_checkpoint",
     "register_model_configs",

@@ -17,7 +17,8 @@ def _at_least_fp32(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
 
 
-def _distributed() -> bool:
+def is_distributed() -> bool:
+    """True in a torch.distributed run of more than one rank."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
@@ -57,7 +58,7 @@ def actionclip_loss(
     All ranks must pass the same batch size.
     """
     if gather is None:
-        gather = _distributed()
+        gather = is_distributed()
     video = F.normalize(_at_least_fp32(video_embedding), dim=-1)
     text = F.normalize(_at_least_fp32(text_embedding), dim=-1)
     logit_scale = _at_least_fp32(logit_scale)

@@ -16,6 +16,8 @@ from typing import Callable, Sequence
 
 from rich.console import Console
 
+from actionclip import SIM_HEADERS
+
 from benchmarks import build, codecs, e2e, lengths, loader, step
 from benchmarks import report as reports
 from benchmarks.data import BenchmarkError, default_shards, default_sources
@@ -78,7 +80,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     clip.add_argument("--cpus", type=int, help="cores the loaders may use (CPU affinity; default: all)")
     clip.add_argument("--arch", help="open_clip model name or config JSON")
     clip.add_argument("--pretrained", help="weights; default none (random: throughput does not depend on them)")
-    clip.add_argument("--sim-header", choices=("meanP", "Conv_1D", "LSTM", "Transf", "Transf_cls"))
+    clip.add_argument("--sim-header", choices=SIM_HEADERS)
     clip.add_argument("--precision", choices=PRECISIONS)
     sizes = parser.add_argument_group("how long each section measures")
     for option in ("loader-repeats", "loader-warmup", "loader-batches", "step-warmup", "step-iters", "step-repeats",

@@ -69,7 +69,7 @@ def measure(shards, settings: Settings, max_batches: int | None, **options) -> d
     """
     loader = build_loader(shards, "train", batch_size=settings.batch_size, num_frames=settings.num_frames,
                           image_size=settings.input_size, seed=settings.seed, num_threads=settings.threads,
-                          prefetch=settings.prefetch, dtype=settings.loader_dtype, **options)
+                          prefetch=settings.prefetch, dtype=settings.precision, **options)
     epochs, decoded = [], []
     for repeat in range(settings.loader_repeats):
         loader.set_epoch(repeat)

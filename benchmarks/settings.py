@@ -7,11 +7,13 @@ from pathlib import Path
 
 import torch
 
+from pipelines.batch import PRECISION_DTYPES
+
 from benchmarks.machine import REPO_ROOT
 
 PRESET_NAMES = ("auto", "smoke", "cpu", "gpu")
 SECTIONS = ("loader", "step", "e2e", "codecs", "lengths", "build")
-PRECISIONS = ("bf16", "fp16", "fp32")
+PRECISIONS = tuple(PRECISION_DTYPES)
 
 
 @dataclass(frozen=True)
@@ -79,11 +81,6 @@ class Settings:
     def decode_device(self) -> str:
         """Where the DALI loader decodes here: NVDEC when there is a GPU, else the CPU."""
         return "gpu" if self.device.type == "cuda" else "cpu"
-
-    @property
-    def loader_dtype(self) -> str:
-        """The batch dtype the trainer asks the loader for at this precision."""
-        return {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[self.precision]
 
     def describe(self) -> dict:
         return {item.name: _plain(getattr(self, item.name)) for item in fields(self)}

@@ -15,6 +15,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from actionclip import actionclip_loss, param_groups
+from pipelines.batch import torch_dtype
 
 from benchmarks.data import BenchmarkError
 from benchmarks.settings import Settings
@@ -64,7 +65,7 @@ class TrainStep:
         self.engine, _ = build_engine(model, groups, config, deepspeed_config(config, SCHEDULE_STEPS, exp_dir))
         self.prompts = components.prompt_table(config, class_names, device)
         generator = torch.Generator(device=device).manual_seed(settings.seed)
-        dtype = getattr(torch, components.LOADER_DTYPES[settings.precision])  # what the loader would hand over
+        dtype = torch_dtype(settings.precision)  # what the loader would hand over
         self.video = torch.randn(settings.batch_size, settings.num_frames, 3, settings.input_size,
                                  settings.input_size, device=device, generator=generator).to(dtype)
         self.labels = torch.randint(len(class_names), (settings.batch_size,), device=device, generator=generator)

@@ -6,17 +6,16 @@ import torch
 from pipelines.config import ClipConfig
 from pipelines.epoch import EpochPlan
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# Training precision -> the dtype of the batches and of the model's compute: the one map of dtypes.
+PRECISION_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
-def torch_dtype(name: str | torch.dtype) -> torch.dtype:
-    if isinstance(name, torch.dtype):
-        if name not in DTYPES.values():
-            raise ValueError(f"dtype must be one of {list(DTYPES)}, got {name}")
-        return name
-    if name not in DTYPES:
-        raise ValueError(f"dtype must be one of {list(DTYPES)}, got {name!r}")
-    return DTYPES[name]
+def torch_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """A batch dtype from a precision ("bf16"), a torch dtype name ("bfloat16") or a torch dtype."""
+    resolved = (PRECISION_DTYPES.get(dtype) or getattr(torch, dtype, None)) if isinstance(dtype, str) else dtype
+    if resolved not in PRECISION_DTYPES.values():
+        raise ValueError(f"dtype must be one of {list(PRECISION_DTYPES)} (or float32, bfloat16, float16), got {dtype!r}")
+    return resolved
 
 
 def assemble_batch(video: torch.Tensor, label: torch.Tensor, clip: ClipConfig, plan: EpochPlan, batch_index: int,

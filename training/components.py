@@ -13,7 +13,6 @@ from training import checkpoint
 from training.config import ConfigError
 from training.engine import Dist
 
-LOADER_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
 def class_names(labels_csv: str | None, shards: str | None, key: str) -> list[str]:
@@ -71,7 +70,7 @@ def loader_from_config(config: dict, model: ActionCLIP, dist: Dist, mode: str, s
         image_size=data["input_size"], mean=model.image_mean, std=model.image_std, rank=dist.rank,
         world_size=dist.world_size, seed=config["seed"], epoch=epoch, decode_device=data["decode_device"],
         num_threads=data["workers"], prefetch=data["prefetch"],
-        dtype=LOADER_DTYPES[config["deepspeed"]["precision"]], hflip=data["flip"], num_clips=num_clips,
+        dtype=config["deepspeed"]["precision"], hflip=data["flip"], num_clips=num_clips,
         num_crops=num_crops, frame_interval=data["frame_interval"],
         rand_augment=(randaug["N"], randaug["M"]) if randaug.get("N") else None, scales=data["scales"],
         color_jitter_prob=data["color_jitter_prob"], grayscale_prob=data["grayscale_prob"],

@@ -12,6 +12,10 @@ from typing import Any
 
 import yaml
 
+from actionclip.fusion import SIM_HEADERS
+from pipelines.batch import PRECISION_DTYPES
+from pipelines.factory import BACKENDS, DECODE_DEVICES
+
 # Every key a config may set, with its default; `None` means "no value" and accepts any type.
 DEFAULTS: dict[str, Any] = {
     "seed": 1024,
@@ -84,10 +88,10 @@ DEFAULTS: dict[str, Any] = {
 }
 
 CHOICES = {
-    "data.decode_device": ("auto", "gpu", "cpu"),
-    "data.backend": ("dali", "baseline"),
-    "network.sim_header": ("meanP", "Conv_1D", "LSTM", "Transf", "Transf_cls"),
-    "deepspeed.precision": ("bf16", "fp16", "fp32"),
+    "data.decode_device": DECODE_DEVICES,
+    "data.backend": BACKENDS,
+    "network.sim_header": SIM_HEADERS,
+    "deepspeed.precision": tuple(PRECISION_DTYPES),
     "test.num_crops": (1, 3),
 }
 OPEN_SECTIONS = {"deepspeed.config"}  # free-form: any DeepSpeed field

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as torch_dist
 
-from actionclip import ActionCLIP, PromptTable, encode_prompt_table, score_videos
+from actionclip import ActionCLIP, PromptTable, encode_prompt_table, is_distributed, score_videos
 
 
 @torch.no_grad()
@@ -34,7 +34,7 @@ def evaluate(model: ActionCLIP, loader, prompts: PromptTable, progress=None) -> 
             progress.advance(task)
     if progress:
         progress.remove_task(task)
-    if torch_dist.is_available() and torch_dist.is_initialized() and torch_dist.get_world_size() > 1:
+    if is_distributed():
         torch_dist.all_reduce(score_sum)
         torch_dist.all_reduce(view_count)
         torch_dist.all_reduce(labels, op=torch_dist.ReduceOp.MAX)

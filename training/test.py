@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from pipelines.batch import torch_dtype
 from training import checkpoint, components
 from training.config import ConfigError, merge
 from training.engine import Dist
@@ -57,7 +58,7 @@ def run_test(config: dict, dist: Dist, *, zero_shot: bool, checkpoint_path: str 
     else:
         classes = trained_classes or components.class_names(test["labels"] or config["data"]["labels"], shards,
                                                             "test.labels")
-    model = model.to(_dtype(config))
+    model = model.to(torch_dtype(config["deepspeed"]["precision"]))
     loader = components.loader_from_config(config, model, dist, "test", shards, batch_size=test["batch_size"],
                                            num_clips=test["num_clips"], num_crops=test["num_crops"])
     if loader.info.num_classes != len(classes):
@@ -79,6 +80,3 @@ def run_test(config: dict, dist: Dist, *, zero_shot: bool, checkpoint_path: str 
         console.print(f"results: {path}")
     return results
 
-
-def _dtype(config: dict) -> torch.dtype:
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[config["deepspeed"]["precision"]]

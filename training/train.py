@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 import torch.distributed as torch_dist
 
-from actionclip import actionclip_loss, param_groups
+from actionclip import actionclip_loss, is_distributed, param_groups
 from pipelines.config import epoch_seed
 from training import checkpoint, components
 from training.engine import Dist, build_engine, deepspeed_config
@@ -107,7 +107,7 @@ def train_epoch(engine, loader, prompts, epoch: int, config: dict, dist: Dist, l
 def _global_mean(value: torch.Tensor) -> float:
     """The loss averaged over ranks (each rank's loss is the mean of its own rows)."""
     value = value.float().clone()
-    if torch_dist.is_initialized() and torch_dist.get_world_size() > 1:
+    if is_distributed():
         torch_dist.all_reduce(value)
         value /= torch_dist.get_world_size()
     return float(value)
@@ -115,7 +115,7 @@ def _global_mean(value: torch.Tensor) -> float:
 
 def _gather(value) -> list:
     """`value` from every rank, in rank order."""
-    if not (torch_dist.is_initialized() and torch_dist.get_world_size() > 1):
+    if not is_distributed():
         return [value]
     values = [None] * torch_dist.get_world_size()
     torch_dist.all_gather_object(values, value)
