@@ -31,6 +31,9 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
                                              "ActionCLIP checkpoint; default test.checkpoint")
     parser.add_argument("--labels", help="predict: class list CSV (id,name); default: the checkpoint's classes")
     parser.add_argument("--max-steps", type=int, help="train: stop after this many steps (smoke runs, benchmarks)")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="train --resume: also read DeepSpeed files that hold arbitrary pickled objects (they can "
+                             "run code; only for files you made with an older version)")
     parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     return parser.parse_intermixed_args(argv)
 
@@ -50,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.mode == "train":
             from training.train import train
 
-            summary = train(config, dist, resume=args.resume, max_steps=args.max_steps)
+            summary = train(config, dist, resume=args.resume, max_steps=args.max_steps,
+                            trust_checkpoint=args.trust_checkpoint)
             if dist.is_main:
                 from training.logs import console
 

@@ -104,6 +104,40 @@ def test_killed_run_resumes_like_an_uninterrupted_one(trained, shards, tmp_path)
     assert records(exp_dir, "data")[-1]["rank_sample_ranges"] == records(trained, "data")[-1]["rank_sample_ranges"]
 
 
+class RunsCode:
+    """Unpickling this runs `touch <marker>`: what a planted checkpoint file could do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_resume_refuses_a_checkpoint_that_would_run_code(trained, shards, tmp_path):
+    """--resume reads DeepSpeed's files with weights_only=True: a planted pickle is named, not run."""
+    import shutil
+
+    import torch
+
+    exp_dir = tmp_path / "planted"
+    shutil.copytree(trained, exp_dir)
+    marker = tmp_path / "ran"
+    states = next((exp_dir / "checkpoints" / "deepspeed").glob("epoch*/mp_rank_00_model_states.pt"))
+    torch.save({"module": RunsCode(marker)}, states)
+    # The latest tag must be the planted one.
+    (exp_dir / "checkpoints" / "deepspeed" / "latest").write_text(states.parent.name)
+    result = launch("--config", "configs/demo.yaml", *settings(shards, exp_dir), "--resume", "auto")
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert str(states) in result.stderr and "system" in result.stderr and "--trust-checkpoint" in result.stderr
+    assert not marker.exists()
+    for entry_point in (["test", "--config", "configs/demo.yaml", *settings(shards, exp_dir), "--checkpoint", states],
+                        ["predict", "--checkpoint", states, write_video(tmp_path / "v.mp4", num_frames=12)]):
+        refused = launch(*entry_point)
+        assert refused.returncode == 2 and str(states) in refused.stderr, refused.stderr[-2000:]
+    assert not marker.exists()
+
+
 def test_bf16_trains_a_resnet_tower_with_batch_norm(shards, tmp_path):
     """DeepSpeed casts parameters to bf16; the BatchNorm statistics must be cast with them."""
     result = launch("--config", "configs/demo.yaml", *settings(shards, tmp_path / "bf16", **{

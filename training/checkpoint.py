@@ -2,9 +2,13 @@
 
 The consolidated file is `{"format", "config", "classes", "epoch", "metrics", "state_dict"}` and loads with
 `torch.load(weights_only=True)`. Original ActionCLIP checkpoints load through the same entry point.
+DeepSpeed reads its own files with `weights_only=False`, which runs any code pickled into them; the
+engine's checkpoint reads are routed through `guard_checkpoint_reads`, which allows exactly the
+DeepSpeed classes its files hold, and the fp32 weights are taken from the live engine, not re-read.
 """
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -19,20 +23,61 @@ def deepspeed_dir(exp_dir: Path) -> Path:
     return exp_dir / "checkpoints" / "deepspeed"
 
 
-def save_epoch(engine, exp_dir: Path, client_state: dict) -> str:
+def save_epoch(engine, exp_dir: Path, client_state: dict) -> None:
     """A DeepSpeed checkpoint (model, optimiser, scheduler, client state) tagged by epoch; every rank calls."""
     tag = f"epoch{client_state['epoch']:04d}"
     engine.save_checkpoint(str(deepspeed_dir(exp_dir)), tag=tag, client_state=client_state)
-    return tag
 
 
-def fp32_state_dict(engine, exp_dir: Path, tag: str) -> dict[str, torch.Tensor]:
-    """Full-precision weights: ZeRO's fp32 master copy when it has one, else the module's own weights."""
-    if engine.zero_optimization_stage() > 0:
-        from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+def fp32_state_dict(engine) -> dict[str, torch.Tensor]:
+    """Full-precision weights of the live engine: ZeRO's fp32 master copy of each parameter where it keeps
+    one, else the module's own values (frozen parameters, buffers), on the CPU.
 
-        return get_fp32_state_dict_from_zero_checkpoint(str(deepspeed_dir(exp_dir)), tag=tag)
-    return {name: value.detach().float().cpu() for name, value in engine.module.state_dict().items()}
+    A collective with ZeRO (the master copy is partitioned over the ranks): every rank calls it.
+    """
+    from deepspeed.utils import safe_get_full_fp32_param
+
+    weights = {name: value.detach().float().cpu() if value.is_floating_point() else value.detach().cpu()
+               for name, value in engine.module.state_dict().items()}
+    for name, parameter in engine.module.named_parameters():
+        master = safe_get_full_fp32_param(parameter)
+        if master is not None:
+            weights[name] = master.detach().float().cpu()
+    return weights
+
+
+def deepspeed_file_globals() -> list:
+    """The classes DeepSpeed pickles into its checkpoint files besides tensors and builtins (ZeRO optimiser
+    state: partition addresses, the stage enum, loss scalers). Nothing else is allowed to load."""
+    from deepspeed.runtime.fp16.loss_scaler import DynamicLossScaler, LossScaler
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+    from deepspeed.utils.tensor_fragment import fragment_address
+
+    return [fragment_address, ZeroStageEnum, LossScaler, DynamicLossScaler]
+
+
+def guard_checkpoint_reads(engine, trust: bool) -> None:
+    """Make the engine read its checkpoint files with `weights_only=True` and DeepSpeed's own classes only.
+
+    A file that needs anything else is refused with a ConfigError naming the file and the global;
+    `trust` (launch.py --trust-checkpoint) restores DeepSpeed's unrestricted reads for files you made.
+    """
+    if trust:
+        return
+    allowed = deepspeed_file_globals()
+
+    def load(path, map_location=None):
+        try:
+            with torch.serialization.safe_globals(allowed):
+                return torch.load(path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as error:
+            refused = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+            names = [name for name in refused if name not in {f"{g.__module__}.{g.__qualname__}" for g in allowed}]
+            raise ConfigError(f"{path} holds pickled objects this trainer does not load ({', '.join(names) or error}): "
+                              "it may run code. Resume only from checkpoints you made; for an older file you "
+                              "trust, pass --trust-checkpoint") from error
+
+    engine.checkpoint_engine.load = load
 
 
 def export_consolidated(path: Path, state_dict: dict, config: dict, classes: list[str], epoch: int,

@@ -15,8 +15,11 @@ from training.evaluate import evaluate
 from training.logs import RunLog, console, progress_bar, results_table, write_experiment
 
 
-def train(config: dict, dist: Dist, *, resume: str | None = None, max_steps: int | None = None) -> dict:
-    """Train as configured; returns a summary (epochs, steps, best top-1, clips/s, data-wait %, paths)."""
+def train(config: dict, dist: Dist, *, resume: str | None = None, max_steps: int | None = None,
+          trust_checkpoint: bool = False) -> dict:
+    """Train as configured; returns a summary (epochs, steps, best top-1, clips/s, data-wait %, paths).
+
+    `trust_checkpoint` lets `resume` read DeepSpeed files holding arbitrary pickled objects."""
     exp_dir = Path(config["logging"]["exp_dir"])
     if dist.is_main:
         write_experiment(exp_dir, config)
@@ -34,6 +37,7 @@ def train(config: dict, dist: Dist, *, resume: str | None = None, max_steps: int
     solver = config["solver"]
     groups = param_groups(model, solver["lr"], solver["weight_decay"], solver["ratio"], solver["f_ratio"])
     engine, scheduler = build_engine(model, groups, config, deepspeed_config(config, len(train_loader), exp_dir))
+    checkpoint.guard_checkpoint_reads(engine, trust_checkpoint)
 
     state = {"epoch": 0, "step": 0, "best_top1": None, "best_epoch": None}
     if resume:
@@ -149,11 +153,9 @@ def _save(engine, exp_dir: Path, config: dict, classes: list[str], state: dict, 
     improved = metrics is not None and (state["best_top1"] is None or metrics["top1"] > state["best_top1"])
     if improved:
         state["best_top1"], state["best_epoch"] = metrics["top1"], state["epoch"]
-    tag = checkpoint.save_epoch(engine, exp_dir, {**state, "config": config})
-    if dist.world_size > 1:
-        torch_dist.barrier()
+    checkpoint.save_epoch(engine, exp_dir, {**state, "config": config})
+    weights = checkpoint.fp32_state_dict(engine)  # every rank: the fp32 master copy is partitioned
     if dist.is_main:
-        weights = checkpoint.fp32_state_dict(engine, exp_dir, tag)
         scores = {k: metrics[k] for k in ("top1", "top5", "mean_class_accuracy")} if metrics else {}
         folder = exp_dir / "checkpoints"
         checkpoint.export_consolidated(folder / "last.pt", weights, config, classes, state["epoch"], scores)
