@@ -132,7 +132,9 @@ def test_resume_refuses_a_checkpoint_that_would_run_code(trained, shards, tmp_pa
     assert str(states) in result.stderr and "system" in result.stderr and "--trust-checkpoint" in result.stderr
     assert not marker.exists()
     for entry_point in (["test", "--config", "configs/demo.yaml", *settings(shards, exp_dir), "--checkpoint", states],
-                        ["predict", "--checkpoint", states, write_video(tmp_path / "v.mp4", num_frames=12)]):
+                        ["predict", "--checkpoint", states, write_video(tmp_path / "v.mp4", num_frames=12)],
+                        ["--config", "configs/demo.yaml", *settings(shards, tmp_path / "fresh", **{
+                            "network.pretrained": states, "network.zero_init_residual": True})]):
         refused = launch(*entry_point)
         assert refused.returncode == 2 and str(states) in refused.stderr, refused.stderr[-2000:]
     assert not marker.exists()

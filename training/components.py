@@ -42,11 +42,14 @@ def model_from_config(config: dict, pretrained: str | None = None) -> ActionCLIP
     network = config["network"]
     source = network["pretrained"] if pretrained is None else pretrained
     own = checkpoint.read_checkpoint(source) if checkpoint.is_consolidated(source) else None
-    model = build_model(
-        network["arch"], pretrained="none" if own else source, num_frames=config["data"]["num_segments"],
-        sim_header=network["sim_header"], tsm=network["tsm"], joint=network["joint"],
-        grad_checkpointing=network["grad_checkpointing"], fix_text=network["fix_text"], fix_img=network["fix_img"],
-        zero_init_residual=network["zero_init_residual"])
+    try:
+        model = build_model(
+            network["arch"], pretrained="none" if own else source, num_frames=config["data"]["num_segments"],
+            sim_header=network["sim_header"], tsm=network["tsm"], joint=network["joint"],
+            grad_checkpointing=network["grad_checkpointing"], fix_text=network["fix_text"],
+            fix_img=network["fix_img"], zero_init_residual=network["zero_init_residual"])
+    except ValueError as error:  # a weights file or option the model refuses: the message says which and why
+        raise ConfigError(f"network: {error}") from error
     if own:
         checkpoint.load_weights(model, own, source)
     return model
