@@ -10,53 +10,35 @@ from __future__ import annotations
 import numpy as np
 
 
-def eval_offsets(clip_len: int, num_clips: int) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets, grid) for deterministic views: clip c sits at fraction (c + 0.5) / num_clips.
-
-    With one clip that is the centre of every segment (segment sampling) or the centred window
-    (dense sampling).
-    """
-    offsets = np.repeat((np.arange(num_clips, dtype=np.float32) + 0.5) / num_clips, clip_len)
-    return offsets, frame_grid(clip_len, num_clips)
-
-
-def frame_grid(clip_len: int, num_clips: int = 1) -> np.ndarray:
-    """Frame slot t of every clip, clip-major."""
-    return np.tile(np.arange(clip_len, dtype=np.float32), num_clips)
-
-
-def frame_indices(num_frames: np.float32, offsets: np.ndarray, grid: np.ndarray, clip_len: int,
-                  frame_interval: int | None = None) -> np.ndarray:
-    """Frame indices (float, integral) for a clip of `clip_len` frames from a video of `num_frames`.
-
-    Segment sampling (`frame_interval=None`): split [0, N) into `clip_len` equal segments and take
-    `floor((t + offset_t) * N / T)`; offsets in [0, 1) (random for training, 0.5 for the centre).
-    Videos shorter than the clip repeat frames instead of running past the end.
-    Dense sampling: `clip_len` frames `frame_interval` apart from a start at fraction `offset` of the
-    room left in the video; indices past the end repeat the last frame.
-    """
-    last = num_frames - 1
-    if frame_interval is None:
-        return np.minimum(np.floor(num_frames * (offsets + grid) / clip_len), last)
-    span = (clip_len - 1) * frame_interval + 1
-    room = np.maximum(num_frames - span, 0)
-    start = np.floor(room * offsets)
-    return np.minimum(start + grid * frame_interval, last)
-
-
 def sample_frame_indices(num_frames: int, clip_len: int, *, train: bool, rng: np.random.Generator | None = None,
                          num_clips: int = 1, frame_interval: int | None = None) -> np.ndarray:
-    """numpy version of the DALI sampling: int64 indices, `num_clips * clip_len` long, clip-major.
+    """int64 indices of a clip of `clip_len` frames from a video of `num_frames`, `num_clips * clip_len` long.
 
-    Training draws one offset per segment (segment sampling) or one per clip (dense sampling).
+    Segment sampling (`frame_interval=None`): split [0, N) into `clip_len` equal segments and take
+    `floor((t + offset_t) * N / T)`. Dense sampling: `clip_len` frames `frame_interval` apart from a start
+    at fraction `offset` of the room left in the video. Training draws the offsets from `rng` (one per
+    segment, or one per clip for dense sampling); val/test put clip c at offset (c + 1/2) / num_clips,
+    in integer arithmetic, so a segment centre never rounds down to the frame before it. Indices past
+    the end (videos shorter than the clip) repeat the last frame.
     """
+    grid = np.tile(np.arange(clip_len, dtype=np.int64), 1 if train else num_clips)
     if train:
         if rng is None:
             raise ValueError("training-mode sampling needs an rng")
-        draws = clip_len if frame_interval is None else 1
-        offsets = np.broadcast_to(rng.random(draws, dtype=np.float32), (clip_len,))
-        grid = frame_grid(clip_len)
+        offsets = rng.random(clip_len if frame_interval is None else 1, dtype=np.float32).astype(np.float64)
+        if frame_interval is None:
+            indices = np.floor(num_frames * (offsets + grid) / clip_len).astype(np.int64)
+        else:
+            indices = int(np.floor(_room(num_frames, clip_len, frame_interval) * offsets[0])) + grid * frame_interval
     else:
-        offsets, grid = eval_offsets(clip_len, num_clips)
-    indices = frame_indices(np.float32(num_frames), offsets, grid, clip_len, frame_interval)
-    return indices.astype(np.int64)
+        twice_offset = np.repeat(2 * np.arange(num_clips, dtype=np.int64) + 1, clip_len)  # 2 * num_clips * offset
+        if frame_interval is None:
+            indices = num_frames * (twice_offset + 2 * num_clips * grid) // (2 * num_clips * clip_len)
+        else:
+            indices = _room(num_frames, clip_len, frame_interval) * twice_offset // (2 * num_clips) + grid * frame_interval
+    return np.minimum(indices, num_frames - 1)
+
+
+def _room(num_frames: int, clip_len: int, frame_interval: int) -> int:
+    """Frames a dense clip's start can move over: the video's length minus the clip's span."""
+    return max(num_frames - ((clip_len - 1) * frame_interval + 1), 0)

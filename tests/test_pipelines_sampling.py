@@ -1,6 +1,9 @@
 """Frame sampling: the numpy reference, and the indices the DALI graph computes (read back from ramp videos)."""
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -40,6 +43,18 @@ def test_val_indices_are_segment_centres_and_short_videos_repeat():
     assert sample_frame_indices(16, 8, train=False).tolist() == [1, 3, 5, 7, 9, 11, 13, 15]
     assert sample_frame_indices(80, 4, train=False).tolist() == [10, 30, 50, 70]
     assert sample_frame_indices(3, 8, train=False).tolist() == [0, 0, 0, 1, 1, 2, 2, 2]
+
+
+def test_eval_indices_are_exact_for_every_length_clip_len_and_view_count():
+    """floor((t + (c + 1/2) / clips) * N / T) in exact arithmetic; float32 gave 54 for 55 at N=120, T=4, 3 clips."""
+    assert sample_frame_indices(120, 4, train=False, num_clips=3).tolist()[8:] == [25, 55, 85, 115]
+    for num_frames in range(1, 130):
+        for clip_len in (1, 3, 4, 8, 16):
+            for num_clips in (1, 2, 3, 4, 10):
+                expected = [min(math.floor((t + Fraction(2 * c + 1, 2 * num_clips)) * num_frames / clip_len),
+                                num_frames - 1) for c in range(num_clips) for t in range(clip_len)]
+                got = sample_frame_indices(num_frames, clip_len, train=False, num_clips=num_clips)
+                assert got.tolist() == expected, (num_frames, clip_len, num_clips)
 
 
 def test_dense_and_multi_clip_indices():
