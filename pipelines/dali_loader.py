@@ -142,10 +142,10 @@ class DaliVideoLoader(EpochLoader):
 def _frozen_heap() -> Iterator[None]:
     """Fork source workers with the parent's objects out of the garbage collector's reach.
 
-    A forked worker inherits every object of this process, earlier DALI pipelines included; if its
-    garbage collector finalised one of them it would shut down threads the worker does not have.
+    A forked worker inherits every object of this process, unreachable earlier DALI pipelines included;
+    if its garbage collector finalised one of them it would shut down threads the worker does not have.
+    Frozen objects are never collected in the worker; the parent collects them as usual after unfreezing.
     """
-    gc.collect()
     gc.freeze()
     try:
         yield

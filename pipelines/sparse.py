@@ -41,8 +41,12 @@ class SparseClip:
 
 @dataclass(frozen=True)
 class _Gop:
+    """One closed GOP; its timestamps are kept as demuxed, since muxing rewrites the packets' own."""
+
     start: int              # decode position (= display index) of its keyframe
     packets: list           # av.Packet in decode order
+    pts: np.ndarray
+    dts: np.ndarray
 
 
 def select_gops(data: bytes, indices: Sequence[int]) -> SparseClip:
@@ -80,7 +84,7 @@ def _remux(data: bytes, wanted: np.ndarray) -> SparseClip:
         # frame asked for twice, so every index must name a distinct frame.
         copies = np.stack([np.searchsorted(starts, wanted, side="right") - 1, _repeat_numbers(wanted)], axis=1)
         buffer = io.BytesIO()
-        step = _frame_step(packets)
+        step, time_base = _frame_step(packets), stream.time_base
         copy_start: dict[tuple[int, int], int] = {}
         written = 0
         try:
@@ -89,12 +93,14 @@ def _remux(data: bytes, wanted: np.ndarray) -> SparseClip:
                 for number, repeat in np.unique(copies, axis=0).tolist():
                     gop = gops[number]
                     members = (copies[:, 0] == number) & (copies[:, 1] == repeat)
-                    kept = _prefix_for(gop.packets, int(wanted[members].max()) - gop.start)
+                    length = _prefix_length(gop, int(wanted[members].max()) - gop.start)
                     copy_start[number, repeat] = written
-                    for packet, pts, dts in _renumbered(kept, written, step):
-                        packet.pts, packet.dts, packet.stream = pts, dts, out_stream
+                    for packet, pts, dts in _renumbered(gop, length, written, step):
+                        # A GOP copied twice reuses its packets, which the previous mux moved to the output's
+                        # time base: set the demuxed one again with the new timestamps.
+                        packet.time_base, packet.pts, packet.dts, packet.stream = time_base, pts, dts, out_stream
                         output.mux(packet)
-                    written += len(kept)
+                    written += length
         except av.error.FFmpegError as error:  # a codec or timestamps the MP4 muxer refuses
             raise IrregularGops(f"cannot remux: {error}") from error
     remapped = np.array([copy_start[number, repeat] + int(index) - gops[number].start
@@ -143,33 +149,33 @@ def _closed_gops(packets: list) -> list[_Gop]:
             raise IrregularGops(f"open GOP at frame {begin}: a frame is shown before its keyframe")
         if end < len(packets) and max(times) >= packets[end].pts:
             raise IrregularGops(f"GOP at frame {begin} overlaps the next one in display order")
-        gops.append(_Gop(begin, group))
+        gops.append(_Gop(begin, group, np.array(times), np.array([packet.dts for packet in group])))
     return gops
 
 
-def _display_ranks(packets: list) -> np.ndarray:
-    """Each packet's position in display order (by pts), for packets in decode order."""
-    return np.argsort(np.argsort([packet.pts for packet in packets], kind="stable"), kind="stable")
+def _display_ranks(times: np.ndarray) -> np.ndarray:
+    """Each packet's position in display order, from the display timestamps of packets in decode order."""
+    return np.argsort(np.argsort(times, kind="stable"), kind="stable")
 
 
-def _prefix_for(packets: list, last_rank: int) -> list:
-    """The decode-order prefix of a GOP that yields its frames of display rank 0..last_rank.
+def _prefix_length(gop: _Gop, last_rank: int) -> int:
+    """How many packets (decode order) of the GOP yield its frames of display rank 0..last_rank.
 
     With B-frames the prefix can hold a later-shown reference frame too: it sorts after last_rank.
     """
-    needed = int(np.flatnonzero(_display_ranks(packets) <= last_rank).max())
-    return packets[:needed + 1]
+    return int(np.flatnonzero(_display_ranks(gop.pts) <= last_rank).max()) + 1
 
 
-def _renumbered(packets: list, first_frame: int, step: int):
-    """(packet, pts, dts) with pts = display rank and dts = decode position, in frame steps, after `first_frame`.
+def _renumbered(gop: _Gop, length: int, first_frame: int, step: int):
+    """(packet, pts, dts) of the GOP's first `length` packets with pts = display rank and dts = decode
+    position, in frame steps, after `first_frame`.
 
     The decoder delay of the source (pts - dts of the keyframe, B-frames) is kept so that dts <= pts.
     """
-    ranks = _display_ranks(packets)
-    delay = (packets[0].pts - packets[0].dts) // step
+    ranks = _display_ranks(gop.pts[:length])
+    delay = int(gop.pts[0] - gop.dts[0]) // step
     renumbered = []
-    for position, (packet, rank) in enumerate(zip(packets, ranks)):
+    for position, (packet, rank) in enumerate(zip(gop.packets[:length], ranks)):
         pts, dts = (first_frame + int(rank)) * step, (first_frame + position - delay) * step
         if dts > pts:
             raise IrregularGops("decode timestamps run ahead of display timestamps")

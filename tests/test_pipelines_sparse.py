@@ -43,6 +43,8 @@ def clips(seed: int = 0):
     rng = np.random.default_rng(seed)
     yield np.sort(rng.integers(0, NUM_FRAMES, 8))
     yield np.array([30, 3, 3, 17, 30])
+    for _ in range(6):  # sorted with repeats, as short videos give: several GOPs copied twice in a row
+        yield np.sort(rng.integers(0, NUM_FRAMES, 8))[[0, 1, 1, 2, 3, 4, 4, 5]]
     yield np.array([0, NUM_FRAMES + 5])
     yield np.array([NUM_FRAMES // 2])
     yield np.array([NUM_FRAMES - 1])
