@@ -34,12 +34,14 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="train --resume: also read DeepSpeed files that hold arbitrary pickled objects (they can "
                              "run code; only for files you made with an older version)")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an input error too")
     parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     return parser.parse_intermixed_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = arguments(argv)
+    from pipelines import CorruptSampleError, ShardError
     from training.config import ConfigError, load_config
     from training.engine import init_distributed
 
@@ -58,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             if dist.is_main:
                 from training.logs import console
 
-                console.print(f"[bold]done[/]: {json.dumps(summary)}")
+                shown = {key: round(value, 3) if isinstance(value, float) else value for key, value in summary.items()}
+                console.print(f"[bold]done[/]: {json.dumps(shown)}")
                 console.print(f"experiment folder: {summary['exp_dir']}  (config.yaml, metrics.jsonl, "
                               f"tensorboard/, csv/, checkpoints/best.pt, checkpoints/last.pt)")
         elif args.mode in ("test", "zero-shot"):
@@ -70,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
             from training.predict import predict
 
             predict(config, dist, args.checkpoint, args.labels, args.videos)
-    except ConfigError as error:
+    except (ConfigError, ShardError, CorruptSampleError) as error:  # the user's input, named with its fix
+        if args.debug:
+            raise
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

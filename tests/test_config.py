@@ -1,6 +1,7 @@
 """Run configs: shipped files load, overrides are validated, the DeepSpeed JSON follows the config."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,26 @@ def test_deepspeed_json_is_generated_from_the_config(tmp_path):
     assert generated["fp16"] == {"enabled": True, "initial_scale_power": 12} and not generated["bf16"]["enabled"]
     schedule = generated["scheduler"]["params"]
     assert schedule["total_num_steps"] == 50 * 50 and schedule["warmup_num_steps"] == 5 * 50
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.num_segments=0", "'data.num_segments' must be >= 1, got 0"),
+    ("data.batch_size=-3", "'data.batch_size' must be >= 1, got -3"),
+    ("solver.lr=-1e-5", "'solver.lr' must be >= 0"),
+    ("data.grayscale_prob=1.5", "'data.grayscale_prob' must be between 0 and 1"),
+    ("deepspeed.zero_stage=4", "'deepspeed.zero_stage' must be between 0 and 3"),
+    ("solver.betas=[0.9, 1.0]", "'solver.betas' must be two numbers in [0, 1)"),
+    ("solver.betas=[0.9]", "'solver.betas' must be two numbers in [0, 1)"),
+    ("data.frame_interval=0", "'data.frame_interval' must be >= 1"),
+    ("data.batch_size=[1", "not valid YAML (line 1, column 3)"),
+])
+def test_values_out_of_range_or_malformed_are_named(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config("configs/demo.yaml", [override])
+
+
+def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("data:\n  batch_size: 8\n  flip: [true\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{broken}: not valid YAML (line 4")):
+        load_config(broken)

@@ -75,6 +75,13 @@ def test_predict_on_an_h264_file(trained, tmp_path):
     assert len(probabilities) == 5 and probabilities == sorted(probabilities, reverse=True)
     assert 0.0 < sum(probabilities) <= 1.0001
     assert "clip.mp4" in result.stdout
+    # A missing or unreadable file is named; the other videos are still predicted.
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"not a video")
+    mixed = launch("predict", "--checkpoint", trained / "checkpoints" / "best.pt", tmp_path / "absent.mp4", garbage,
+                   video)
+    assert mixed.returncode == 2 and "2 of 3 videos not predicted" in mixed.stderr, mixed.stderr[-2000:]
+    assert "absent.mp4" in mixed.stderr and "garbage.mp4" in mixed.stderr and "clip.mp4" in mixed.stdout
 
 
 def test_killed_run_resumes_like_an_uninterrupted_one(trained, shards, tmp_path):
@@ -170,6 +177,14 @@ def test_bad_inputs_fail_with_clear_errors(shards, tmp_path):
     missing = launch("--config", "configs/demo.yaml", *settings(shards, tmp_path / "x", **{
         "data.train_shards": tmp_path / "nowhere"}))
     assert missing.returncode == 2 and "'data.train_shards'" in missing.stderr and "nowhere" in missing.stderr
+    import shutil
+
+    without_index = shutil.copytree(shards["train"].parent, tmp_path / "no-index")
+    next(without_index.glob("motion-train-*.idx")).unlink()
+    no_index = launch("--config", "configs/demo.yaml", *settings(shards, tmp_path / "z", **{
+        "data.train_shards": without_index / shards["train"].name}))
+    assert no_index.returncode == 2 and "has no DALI index" in no_index.stderr, no_index.stderr[-2000:]
+    assert "Traceback" not in no_index.stderr
     no_checkpoint = launch("test", "--config", "configs/demo.yaml", *settings(shards, tmp_path / "y"),
                            "--checkpoint", tmp_path / "absent.pt")
     assert no_checkpoint.returncode == 2 and "absent.pt not found" in no_checkpoint.stderr

@@ -94,6 +94,17 @@ CHOICES = {
     "deepspeed.precision": tuple(PRECISION_DTYPES),
     "test.num_crops": (1, 3),
 }
+# Numeric keys' allowed ranges, (lowest, highest), None for no bound.
+RANGES = {
+    "data.num_segments": (1, None), "data.input_size": (1, None), "data.batch_size": (1, None),
+    "data.workers": (1, None), "data.prefetch": (1, None), "data.frame_interval": (1, None),
+    "data.shuffle_buffer": (1, None), "data.color_jitter_prob": (0, 1), "data.grayscale_prob": (0, 1),
+    "solver.epochs": (1, None), "solver.lr": (0, None), "solver.lr_warmup_step": (0, None), "solver.ratio": (0, None),
+    "solver.f_ratio": (0, None), "solver.weight_decay": (0, None), "solver.eps": (0, None),
+    "solver.clip_gradient": (0, None), "solver.grad_accumulation_steps": (1, None), "deepspeed.zero_stage": (0, 3),
+    "logging.print_freq": (1, None), "logging.eval_freq": (1, None), "test.num_clips": (1, None),
+    "test.batch_size": (1, None),
+}
 OPEN_SECTIONS = {"deepspeed.config"}  # free-form: any DeepSpeed field
 
 
@@ -124,7 +135,8 @@ def _nearest(key: str) -> str:
 
 
 def _check_type(key: str, value: Any, default: Any, source: str) -> Any:
-    if default is None or value is None:
+    if default is None or value is None:  # no type to check; a range still applies (frame_interval)
+        _check_range(key, value, source)
         return value
     if isinstance(default, bool):
         if not isinstance(value, bool):
@@ -135,7 +147,22 @@ def _check_type(key: str, value: Any, default: Any, source: str) -> Any:
         raise ConfigError(f"{source}: '{key}' must be {type(default).__name__}, got {type(value).__name__} {value!r}")
     if key in CHOICES and value not in CHOICES[key]:
         raise ConfigError(f"{source}: '{key}' must be one of {list(CHOICES[key])}, got {value!r}")
+    _check_range(key, value, source)
     return value
+
+
+def _check_range(key: str, value: Any, source: str) -> None:
+    if key == "solver.betas" and not (len(value) == 2 and all(isinstance(b, (int, float)) and 0 <= b < 1
+                                                               for b in value)):
+        raise ConfigError(f"{source}: 'solver.betas' must be two numbers in [0, 1), got {value!r}")
+    if key not in RANGES or value is None:
+        return
+    low, high = RANGES[key]
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ConfigError(f"{source}: '{key}' must be a number, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bounds = f">= {low}" if high is None else f"between {low} and {high}"
+        raise ConfigError(f"{source}: '{key}' must be {bounds}, got {value!r}")
 
 
 def _as_float(key: str, value: int | str, source: str) -> float:
@@ -189,8 +216,17 @@ def parse_override(text: str) -> dict:
         raise ConfigError(f"--set {text!r}: expected key=value, e.g. --set solver.lr=1e-5")
     key, raw = text.split("=", 1)
     tree: dict = {}
-    _set(tree, key.strip(), yaml.safe_load(raw))
+    _set(tree, key.strip(), _yaml(raw, f"--set {text}"))
     return tree
+
+
+def _yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
+        raise ConfigError(f"{source}: not valid YAML{line}: {getattr(error, 'problem', None) or error}") from None
 
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> dict:
@@ -200,7 +236,7 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> dict:
         path = Path(path)
         if not path.exists():
             raise ConfigError(f"config file {path} not found")
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = _yaml(path.read_text(), str(path)) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
         config = merge(config, loaded, str(path))

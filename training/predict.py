@@ -40,15 +40,16 @@ def predict(config: dict, dist: Dist, checkpoint_path: str, labels_csv: str | No
     text = encode_prompt_table(model, components.prompt_table(config, classes, dist.device))
     clip = ClipConfig("val", num_frames=config["data"]["num_segments"], image_size=model.image_size[0],
                       mean=model.image_mean, std=model.image_std)
-    predictions = []
+    predictions, unreadable = [], []
     for video in videos:
         path = Path(video)
-        if not path.exists():
-            raise components.ConfigError(f"video {path} not found")
         try:
+            if not path.exists():
+                raise FileNotFoundError("not found")
             views = video_clip(path, clip).to(dist.device)
-        except Exception as error:
-            raise components.ConfigError(f"{path}: cannot decode this video ({error})") from error
+        except Exception as error:  # one bad file is reported, the others are still predicted
+            unreadable.append(f"{path}: cannot read this video ({error})")
+            continue
         probabilities = score_videos(model.encode_video(views, normalize=True), text).mean(dim=0)
         top = probabilities.topk(min(top_k, len(classes)))
         predictions.append({"video": str(path), "top": [
@@ -61,4 +62,6 @@ def predict(config: dict, dist: Dist, checkpoint_path: str, labels_csv: str | No
             for entry in prediction["top"]:
                 table.add_row(entry["label"], f"{entry['probability']:.3f}")
             console.print(table)
+    if unreadable:
+        raise components.ConfigError(f"{len(unreadable)} of {len(videos)} videos not predicted: " + "; ".join(unreadable))
     return predictions
