@@ -34,6 +34,8 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="train --resume: also read DeepSpeed files that hold arbitrary pickled objects (they can "
                              "run code; only for files you made with an older version)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="train: start over in an experiment folder that holds an earlier run's checkpoints")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an input error too")
     parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     return parser.parse_intermixed_args(argv)
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             from training.train import train
 
             summary = train(config, dist, resume=args.resume, max_steps=args.max_steps,
-                            trust_checkpoint=args.trust_checkpoint)
+                            trust_checkpoint=args.trust_checkpoint, overwrite=args.overwrite)
             if dist.is_main:
                 from training.logs import console
 

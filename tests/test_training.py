@@ -147,6 +147,13 @@ def test_resume_refuses_a_checkpoint_that_would_run_code(trained, shards, tmp_pa
     assert not marker.exists()
 
 
+def test_a_new_run_does_not_replace_an_earlier_runs_checkpoints(trained, shards):
+    before = (trained / "checkpoints" / "best.pt").read_bytes()
+    again = launch("--config", "configs/demo.yaml", *settings(shards, trained))
+    assert again.returncode == 2 and "--resume auto" in again.stderr and "--overwrite" in again.stderr, again.stderr
+    assert (trained / "checkpoints" / "best.pt").read_bytes() == before
+
+
 def test_bf16_trains_a_resnet_tower_with_batch_norm(shards, tmp_path):
     """DeepSpeed casts parameters to bf16; the BatchNorm statistics must be cast with them."""
     result = launch("--config", "configs/demo.yaml", *settings(shards, tmp_path / "bf16", **{

@@ -125,6 +125,15 @@ def load_weights(model: ActionCLIP, checkpoint: dict, source: str) -> None:
         import_original_checkpoint(model, checkpoint, source=source)
 
 
+def refuse_earlier_run(exp_dir: Path) -> None:
+    """A new run would replace best.pt, last.pt and the resumable checkpoints of the one in `exp_dir`."""
+    earlier = [path for path in (deepspeed_dir(exp_dir) / "latest", exp_dir / "checkpoints" / "last.pt")
+               if path.exists()]
+    if earlier:
+        raise ConfigError(f"{exp_dir} already holds a run ({earlier[0]}): continue it with --resume auto, set a new "
+                          "logging.exp_dir, or pass --overwrite to replace its checkpoints")
+
+
 def resume_tag(exp_dir: Path, resume: str) -> tuple[str, str | None]:
     """(DeepSpeed checkpoint folder, tag) for `--resume auto` (latest here, or none) or a tag/folder path."""
     folder = deepspeed_dir(exp_dir)

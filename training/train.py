@@ -16,11 +16,14 @@ from training.logs import RunLog, console, progress_bar, results_table, write_ex
 
 
 def train(config: dict, dist: Dist, *, resume: str | None = None, max_steps: int | None = None,
-          trust_checkpoint: bool = False) -> dict:
+          trust_checkpoint: bool = False, overwrite: bool = False) -> dict:
     """Train as configured; returns a summary (epochs, steps, best top-1, clips/s, data-wait %, paths).
 
-    `trust_checkpoint` lets `resume` read DeepSpeed files holding arbitrary pickled objects."""
+    `trust_checkpoint` lets `resume` read DeepSpeed files holding arbitrary pickled objects; `overwrite`
+    lets a new run replace the checkpoints of an earlier one in the same experiment folder."""
     exp_dir = Path(config["logging"]["exp_dir"])
+    if not (resume or overwrite):
+        checkpoint.refuse_earlier_run(exp_dir)
     if dist.is_main:
         write_experiment(exp_dir, config)
     torch.manual_seed(config["seed"])
