@@ -147,6 +147,18 @@ def test_resume_refuses_a_checkpoint_that_would_run_code(trained, shards, tmp_pa
     assert not marker.exists()
 
 
+def test_resume_names_a_damaged_checkpoint_file(trained, shards, tmp_path):
+    import shutil
+
+    exp_dir = Path(shutil.copytree(trained, tmp_path / "damaged"))
+    tag = (exp_dir / "checkpoints" / "deepspeed" / "latest").read_text().strip()
+    states = exp_dir / "checkpoints" / "deepspeed" / tag / "mp_rank_00_model_states.pt"
+    states.write_bytes(states.read_bytes()[:1000])
+    result = launch("--config", "configs/demo.yaml", *settings(shards, exp_dir), "--resume", "auto")
+    assert result.returncode == 2 and f"{states} is damaged" in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+
+
 def test_a_new_run_does_not_replace_an_earlier_runs_checkpoints(trained, shards):
     before = (trained / "checkpoints" / "best.pt").read_bytes()
     again = launch("--config", "configs/demo.yaml", *settings(shards, trained))

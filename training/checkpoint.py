@@ -76,6 +76,9 @@ def guard_checkpoint_reads(engine, trust: bool) -> None:
             raise ConfigError(f"{path} holds pickled objects this trainer does not load ({', '.join(names) or error}): "
                               "it may run code. Resume only from checkpoints you made; for an older file you "
                               "trust, pass --trust-checkpoint") from error
+        except (RuntimeError, EOFError, OSError) as error:  # truncated or overwritten: torch's zip reader fails
+            raise ConfigError(f"{path} is damaged ({str(error).splitlines()[0]}): resume from an earlier epoch with "
+                              f"--resume {Path(path).parent.parent}/epochNNNN") from error
 
     engine.checkpoint_engine.load = load
 
