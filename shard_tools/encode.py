@@ -83,10 +83,11 @@ def _open_source(path: str) -> av.container.InputContainer:
     except (av.error.FFmpegError, UnicodeDecodeError) as error:
         raise VideoRejected("not-a-video", f"cannot open {path} (corrupt, truncated or not a video): {error}") from error
     if not container.streams.video:
+        others = len(container.streams)  # read before closing: a closed container lists no streams
         container.close()
-        if not container.streams:
+        if not others:
             raise VideoRejected("not-a-video", f"{path} has no media streams")
-        raise VideoRejected("no-video-stream", f"{path} has no video stream (only {len(container.streams)} other)")
+        raise VideoRejected("no-video-stream", f"{path} has no video stream (only {others} other)")
     return container
 
 

@@ -31,6 +31,9 @@ class VideoInput:
     time_start: float | None = None
     time_end: float | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "split", self.split.strip())  # " train" in a CSV is the train split
+
 
 def normalise_class_name(name: str) -> str:
     """Compare class names loosely: `brush_hair`, `Brush Hair` and `brush hair` are one class."""

@@ -290,3 +290,24 @@ def test_dataset_formats(tmp_path):
             else:
                 assert [(i["label"], i["num_frames"]) for i in infos] == [label_and_frames], (name, split)
             assert manifest["num_failed"] == 0
+
+
+def test_audio_only_input_is_no_video_stream_and_split_names_are_stripped(tmp_path):
+    import av
+    import numpy as np
+
+    from shard_tools.encode import EncodeOptions, VideoRejected, reencode
+    from shard_tools.inputs import VideoInput
+
+    audio = tmp_path / "speech.m4a"
+    with av.open(str(audio), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        for index in range(20):
+            chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            chunk.sample_rate, chunk.pts = 16000, index * 1024
+            container.mux(stream.encode(chunk))
+        container.mux(stream.encode(None))
+    with pytest.raises(VideoRejected) as caught:
+        reencode(str(audio), EncodeOptions())
+    assert caught.value.reason == "no-video-stream"
+    assert VideoInput("a.mp4", "x", " train ", "a").split == "train"
