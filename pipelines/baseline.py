@@ -43,7 +43,7 @@ class BaselineVideoLoader(EpochLoader):
                          output_device=output_device)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        stream = RankStream(self.info, self.clip, self.plan, epoch_seed(self.seed, self.epoch, self.rank),
+        stream = RankStream(self.shards, self.clip, self.plan, epoch_seed(self.seed, self.epoch, self.rank),
                             self.shuffle_buffer)
         workers = self.num_workers
         loader = DataLoader(stream, batch_size=None, num_workers=workers,

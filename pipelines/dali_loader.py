@@ -86,7 +86,7 @@ class DaliVideoLoader(EpochLoader):
     def _iterator(self) -> DALIGenericIterator:
         plan = self.plan
         seed = epoch_seed(self.seed, self.epoch, self.rank)
-        source = ClipSource(self.info, self.clip, plan, self.seed, sparse=self.sparse)
+        source = ClipSource(self.shards, self.clip, plan, self.seed, sparse=self.sparse)
         pipeline = video_pipeline(
             source, self.clip, decoder=self.decoder, output_type="float16" if self.dtype == torch.float16 else "float32",
             read_ahead=self.prefetch, batch_size=self.batch_size, num_threads=self.num_threads,
@@ -127,13 +127,13 @@ class DaliVideoLoader(EpochLoader):
         first = batch_index * self.batch_size
         slots = self.plan.positions(epoch_seed(self.seed, self.epoch, self.rank))
         candidates = sorted(set(slots[first:first + (self.prefetch + 1) * self.batch_size].tolist()))
-        bad = find_undecodable(self.info, candidates[:PROBE_LIMIT])
+        bad = find_undecodable(self.shards, candidates[:PROBE_LIMIT])
         if bad:
             return CorruptSampleError("corrupt sample(s) " + ", ".join(f"{key!r} in shard {tar}" for tar, key in bad)
                                       + f": DALI cannot decode a batch ({reason}); {VERIFY_HINT}, then rebuild or "
                                       "drop those shards")
         begin, end = self.plan.sample_range
-        tars = [self.info.tars[number] for number in self.info.tars_overlapping(begin, end)]
+        tars = [self.shards.tars[number] for number in self.shards.tars_overlapping(begin, end)]
         return CorruptSampleError(f"DALI failed batch {batch_index} of epoch {self.epoch} on rank {self.rank} "
                                   f"(shards {tars}): {reason}; {VERIFY_HINT}")
 

@@ -30,7 +30,7 @@ def build_loader(shards: ShardSource, mode: str, *, batch_size: int, num_frames:
     """A loader over `shards` (manifest, shard folder, tar list or ShardSet) for one rank.
 
     Returns a DaliVideoLoader, or with backend="baseline" (or "auto" without DALI installed) a
-    BaselineVideoLoader; both have `len()`, `set_epoch(e)`, `.info` (the ShardSet: classes,
+    BaselineVideoLoader; both have `len()`, `set_epoch(e)`, `.shards` (the ShardSet: classes,
     num_samples, keys) and yield dicts `video` (B*V, T, 3, S, S) in `dtype`, `label` (B*V,) int64, and
     in val/test `video_id`, `valid` (see pipelines.epoch for the padding policy). Outputs are on the
     CUDA device when there is one (device_id, default the current device), else on the CPU.

@@ -12,7 +12,7 @@ class EpochLoader:
 
     def __init__(self, shards, clip, *, batch_size: int, rank: int, world_size: int, seed: int, epoch: int,
                  prefetch: int, dtype, shuffle_buffer: int, output_device) -> None:
-        self.info, self.clip, self.batch_size = shards, clip, batch_size
+        self.shards, self.clip, self.batch_size = shards, clip, batch_size
         self.rank, self.world_size, self.seed = rank, world_size, seed
         self.prefetch, self.shuffle_buffer = prefetch, shuffle_buffer
         self.dtype = torch_dtype(dtype)
@@ -21,7 +21,7 @@ class EpochLoader:
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
-        self.plan = EpochPlan(self.info.num_samples, self.batch_size, self.rank, self.world_size, epoch,
+        self.plan = EpochPlan(self.shards.num_samples, self.batch_size, self.rank, self.world_size, epoch,
                               self.clip.train)
 
     def __len__(self) -> int:

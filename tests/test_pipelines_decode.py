@@ -40,15 +40,15 @@ def test_dali_val_frames_match_pyav_in_temporal_order(shards):
         for clip, video_id, valid in zip(batch["video"].numpy(), batch["video_id"], batch["valid"]):
             if not valid:
                 continue
-            num_frames = _frame_count(loader.info, int(video_id))
-            reference = pyav_centre_clip(loader.info, int(video_id), num_frames, 42)
+            num_frames = _frame_count(loader.shards, int(video_id))
+            reference = pyav_centre_clip(loader.shards, int(video_id), num_frames, 42)
             difference = np.abs(clip - reference)
             # DALI and FFmpeg's swscale convert YUV to RGB with slightly different rounding.
             assert difference.mean() < 3.0 and difference.max() <= 16, (video_id, difference.mean(), difference.max())
             numbers = frame_number(clip[:, 2].mean(axis=(1, 2)))
             assert numbers.tolist() == sample_frame_indices(num_frames, 8, train=False).tolist()
             compared += 1
-    assert compared == loader.info.num_samples
+    assert compared == loader.shards.num_samples
 
 
 def _frame_count(info, video_id: int) -> int:

@@ -76,7 +76,7 @@ def test_dali_val_indices_match_reference(shards):
         for row, (video_id, valid) in enumerate(zip(batch["video_id"], batch["valid"])):
             if not valid:
                 continue
-            num_frames = records[loader.info.keys[int(video_id)]][1]
+            num_frames = records[loader.shards.keys[int(video_id)]][1]
             assert frames[row].tolist() == sample_frame_indices(num_frames, 8, train=False).tolist()
             seen += 1
     assert seen == len(records)

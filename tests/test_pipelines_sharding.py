@@ -33,7 +33,7 @@ def test_two_ranks_cover_every_val_sample_once(shards, backend):
             assert batch["video"].shape == (2, 4, 3, 32, 32)
             frames = frame_number(batch["video"][:, :, 2].mean(dim=(-1, -2)).numpy())
             for clip_frames, video_id, label, valid in zip(frames, batch["video_id"], batch["label"], batch["valid"]):
-                label_in_shard, num_frames, *_ = records[loader.info.keys[int(video_id)]]
+                label_in_shard, num_frames, *_ = records[loader.shards.keys[int(video_id)]]
                 # The slot holds the video its id names: same label, frames of that video's length.
                 assert int(label) == label_in_shard
                 assert clip_frames.tolist() == sample_frame_indices(num_frames, 4, train=False).tolist()
@@ -70,7 +70,7 @@ def test_multiview_rows_line_up_with_videos(shards, backend):
         assert (ids == ids[:, :1]).all() and (labels == labels[:, :1]).all()
         assert (batch["valid"].view(2, 6) == batch["valid"].view(2, 6)[:, :1]).all()
         for video in range(2):
-            label, _, height, width = records[loader.info.keys[int(ids[video, 0])]]
+            label, _, height, width = records[loader.shards.keys[int(ids[video, 0])]]
             assert int(labels[video, 0]) == label
             # Crops move along the long side: red grows left to right, green top to bottom.
             channel = 0 if width > height else 1 if height > width else None
@@ -109,7 +109,7 @@ def test_tar_list_without_manifest_reads_like_the_manifest(shards):
     tars = sorted(shards.glob("synth-val-*.tar"))
     from_list = build_loader(tars, "val", batch_size=7, num_frames=4, image_size=32)
     from_manifest = build_loader(shards / "synth-val.manifest.json", "val", batch_size=7, num_frames=4, image_size=32)
-    assert from_list.info.classes is None and from_manifest.info.classes == ("ramp_a", "ramp_b", "ramp_c")
-    assert from_list.info.keys == from_manifest.info.keys
+    assert from_list.shards.classes is None and from_manifest.shards.classes == ("ramp_a", "ramp_b", "ramp_c")
+    assert from_list.shards.keys == from_manifest.shards.keys
     (first,), (second,) = list(from_list), list(from_manifest)
     assert torch.equal(first["video"], second["video"]) and torch.equal(first["label"], second["label"])

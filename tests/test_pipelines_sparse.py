@@ -107,7 +107,7 @@ def test_spawned_source_workers_read_what_forked_ones_do(shards):
     """The source travels to spawned workers by pickle (the start method once CUDA is initialised)."""
     common = dict(split="val", **SMALL)
     forked = build_loader(shards, "val", **common)
-    spawned_loader = DaliVideoLoader(forked.info, forked.clip, batch_size=3, num_threads=2, start_method="spawn")
+    spawned_loader = DaliVideoLoader(forked.shards, forked.clip, batch_size=3, num_threads=2, start_method="spawn")
     for ours, theirs in zip(forked, spawned_loader, strict=True):
         assert torch.equal(ours["video"], theirs["video"]) and torch.equal(ours["video_id"], theirs["video_id"])
 

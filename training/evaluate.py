@@ -17,7 +17,7 @@ def evaluate(model: ActionCLIP, loader, prompts: PromptTable, progress=None) -> 
     was_training = model.training
     model.eval()
     text = encode_prompt_table(model, prompts)
-    num_videos, num_classes = loader.info.num_samples, prompts.num_classes
+    num_videos, num_classes = loader.shards.num_samples, prompts.num_classes
     device = text.device
     score_sum = torch.zeros(num_videos, num_classes, device=device)
     view_count = torch.zeros(num_videos, device=device)

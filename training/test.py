@@ -61,10 +61,10 @@ def run_test(config: dict, dist: Dist, *, zero_shot: bool, checkpoint_path: str 
     model = model.to(torch_dtype(config["deepspeed"]["precision"]))
     loader = components.loader_from_config(config, model, dist, "test", shards, batch_size=test["batch_size"],
                                            num_clips=test["num_clips"], num_crops=test["num_crops"])
-    if loader.info.num_classes != len(classes):
+    if loader.shards.num_classes != len(classes):
         hint = "use mode zero-shot with 'test.labels' for another label set" if not zero_shot else \
             "'test.labels' must be the class list the shards were built with"
-        raise ConfigError(f"{shards} has {loader.info.num_classes} classes but the label set has {len(classes)}: {hint}")
+        raise ConfigError(f"{shards} has {loader.shards.num_classes} classes but the label set has {len(classes)}: {hint}")
     prompts = components.prompt_table(config, classes, dist.device)
     with progress_bar(dist.is_main) as progress:
         metrics = evaluate(model, loader, prompts, progress)

@@ -130,9 +130,9 @@ def _gather(value) -> list:
 
 
 def _check_classes(loader, classes: list[str]) -> None:
-    if loader.info.num_classes != len(classes):
+    if loader.shards.num_classes != len(classes):
         raise components.ConfigError(
-            f"the shards have {loader.info.num_classes} classes but the label set has {len(classes)}: "
+            f"the shards have {loader.shards.num_classes} classes but the label set has {len(classes)}: "
             "'data.labels' must be the class list the shards were built with")
 
 
