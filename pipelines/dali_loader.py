@@ -17,7 +17,7 @@ from nvidia.dali.plugin.base_iterator import LastBatchPolicy
 from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
 from pipelines.batch import assemble_batch
-from pipelines.config import ClipConfig, epoch_seed
+from pipelines.config import ClipConfig
 from pipelines.dali_pipeline import video_pipeline
 from pipelines.errors import CorruptSampleError
 from pipelines.loader import EpochLoader
@@ -60,6 +60,7 @@ class DaliVideoLoader(EpochLoader):
         self.num_threads, self.sparse, self.start_method = num_threads, sparse, start_method
         self.decode_stats: dict[str, float] = {}
         self._dense_reported = False
+        self._source: ClipSource | None = None  # the epoch's, for naming the samples of a failed batch
         super().__init__(shards, clip, batch_size=batch_size, rank=rank, world_size=world_size, seed=seed,
                          epoch=epoch, prefetch=prefetch, dtype=dtype, shuffle_buffer=shuffle_buffer,
                          output_device=output_device)
@@ -84,13 +85,11 @@ class DaliVideoLoader(EpochLoader):
             self._record(decoded, dense)
 
     def _iterator(self) -> DALIGenericIterator:
-        plan = self.plan
-        seed = epoch_seed(self.seed, self.epoch, self.rank)
-        source = ClipSource(self.shards, self.clip, plan, self.seed, sparse=self.sparse)
+        self._source = source = ClipSource(self.shards, self.clip, self.plan, self.seed, sparse=self.sparse)
         pipeline = video_pipeline(
             source, self.clip, decoder=self.decoder, output_type="float16" if self.dtype == torch.float16 else "float32",
             read_ahead=self.prefetch, batch_size=self.batch_size, num_threads=self.num_threads,
-            device_id=self.device_id, seed=seed, prefetch_queue_depth=self.prefetch,
+            device_id=self.device_id, seed=source.seed, prefetch_queue_depth=self.prefetch,
             py_num_workers=self.num_threads, py_start_method=self._start_method(),
             enable_conditionals=self.clip.rand_augment is not None)
         # The source ends the epoch (StopIteration) after exactly len(self) full batches.
@@ -125,8 +124,8 @@ class DaliVideoLoader(EpochLoader):
         reason = next((line for line in reason if "failed" in line.lower()), reason[0] if reason else "")
         # Samples are read in a known order: the failing batch is this one or one DALI prefetched after it.
         first = batch_index * self.batch_size
-        slots = self.plan.positions(epoch_seed(self.seed, self.epoch, self.rank))
-        candidates = sorted(set(slots[first:first + (self.prefetch + 1) * self.batch_size].tolist()))
+        slots = self._source.positions[first:first + (self.prefetch + 1) * self.batch_size]
+        candidates = sorted(set(slots.tolist()))
         bad = find_undecodable(self.shards, candidates[:PROBE_LIMIT])
         if bad:
             return CorruptSampleError("corrupt sample(s) " + ", ".join(f"{key!r} in shard {tar}" for tar, key in bad)

@@ -6,6 +6,7 @@ index order), so a sample's position in it is a stable id across loaders, ranks 
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import json
 import os
@@ -57,7 +58,12 @@ class ShardSet:
         """Number of the tar holding the sample at reading-order `position`."""
         if not 0 <= position < self.num_samples:
             raise IndexError(f"sample position {position} is outside [0, {self.num_samples})")
-        return bisect.bisect_right(list(itertools.accumulate(self.samples_per_tar)), position)
+        return bisect.bisect_right(self._tar_ends, position)
+
+    @functools.cached_property
+    def _tar_ends(self) -> tuple[int, ...]:
+        """Reading-order position after each tar's last sample (the source looks a tar up per sample)."""
+        return tuple(itertools.accumulate(self.samples_per_tar))
 
     def tars_overlapping(self, begin: int, end: int) -> list[int]:
         """Numbers of the tars holding any sample in positions [begin, end)."""

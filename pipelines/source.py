@@ -32,7 +32,7 @@ class ClipSource:
     """
 
     def __init__(self, shards: ShardSet, clip: ClipConfig, plan: EpochPlan, seed: int, *, sparse: bool = True) -> None:
-        self.shards, self.clip, self.plan, self.sparse = shards, clip, plan, sparse
+        self.shards, self.clip, self.sparse = shards, clip, sparse
         self.seed = epoch_seed(seed, plan.epoch, plan.rank)
         self.positions = plan.positions(self.seed)
         self._files: dict[int, int] = {}
