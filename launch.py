@@ -41,6 +41,13 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_intermixed_args(argv)
 
 
+def rounded(value):
+    """`value` with every float rounded to 3 decimals, nested dicts included (the run summary as printed)."""
+    if isinstance(value, dict):
+        return {key: rounded(item) for key, item in value.items()}
+    return round(value, 3) if isinstance(value, float) else value
+
+
 def main(argv: list[str] | None = None) -> int:
     args = arguments(argv)
     from pipelines import CorruptSampleError, ShardError
@@ -62,15 +69,14 @@ def main(argv: list[str] | None = None) -> int:
             if dist.is_main:
                 from training.logs import console
 
-                shown = {key: round(value, 3) if isinstance(value, float) else value for key, value in summary.items()}
-                console.print(f"[bold]done[/]: {json.dumps(shown)}")
+                console.print(f"[bold]done[/]: {json.dumps(rounded(summary))}")
                 console.print(f"experiment folder: {summary['exp_dir']}  (config.yaml, metrics.jsonl, "
                               f"tensorboard/, csv/, checkpoints/best.pt, checkpoints/last.pt)")
         elif args.mode in ("test", "zero-shot"):
             from training.test import run_test
 
             run_test(config, dist, zero_shot=args.mode == "zero-shot",
-                     checkpoint_path=args.checkpoint or config["test"]["checkpoint"])
+                     checkpoint_path=args.checkpoint or config.test.checkpoint)
         else:
             from training.predict import predict
 

@@ -118,7 +118,7 @@ def open_residual_branches(visual: nn.Module, source: WeightsSource) -> None:
 
 def build_model(
     model_name: str,
-    pretrained: Optional[str] = None,
+    pretrained: str | WeightsSource | None = None,
     num_frames: int = 8,
     sim_header: str = "meanP",
     tsm: bool = False,
@@ -137,7 +137,8 @@ def build_model(
         or a path to an open_clip model-config JSON.
     pretrained: None/'none' (random init), an open_clip tag (e.g. 'openai'), or a local file: an OpenAI CLIP
         .pt (TorchScript archive or state dict), an open_clip state dict (.bin/.pt/.safetensors), or an
-        original ActionCLIP checkpoint (also loads its fusion head; options must match it).
+        original ActionCLIP checkpoint (also loads its fusion head; options must match it); or a WeightsSource
+        from `read_weights_file`, for a file already read.
     quick_gelu: activation override; by default QuickGELU when the weights were trained with it
         (OpenAI tags and archives, ActionCLIP checkpoints), else the model config's choice.
     shift_div: with tsm, 1/shift_div of the channels shift back and 1/shift_div forward.

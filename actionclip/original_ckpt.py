@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from actionclip.fusion import MAX_FRAMES
-from actionclip.weights import load_weights_only
+from actionclip.safe_load import load_weights_only
 
 if TYPE_CHECKING:
     from actionclip.model import ActionCLIP
@@ -32,6 +32,11 @@ _JOINT_KEYS = {
     "visual.ln_pre.bias": "visual.ln_pre.norm.bias",
 }
 _CLIP_EXTRAS = ("input_resolution", "context_length", "vocab_size")
+
+
+def is_original_checkpoint(contents: Any) -> bool:
+    """Whether a loaded file is an original ActionCLIP checkpoint (its layout is checked when imported)."""
+    return isinstance(contents, Mapping) and CHECKPOINT_KEYS[0] in contents
 
 
 def read_original_checkpoint(path: str | Path) -> dict[str, Any]:

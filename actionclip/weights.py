@@ -21,6 +21,9 @@ import torch
 from open_clip.pretrained import get_pretrained_cfg, list_pretrained_tags_by_model
 from torch import nn
 
+from actionclip.original_ckpt import is_original_checkpoint
+from actionclip.safe_load import load_weights_only
+
 SHIPPED_MODEL_CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "models"
 NO_WEIGHTS = ("", "none", "random")
 HUB_PROBE_TIMEOUT_S = 3.0
@@ -30,24 +33,15 @@ _HF_DEFAULT_FILES = ("open_clip_pytorch_model.safetensors", "open_clip_pytorch_m
 _TORCHSCRIPT_EXTRAS = ("input_resolution", "context_length", "vocab_size")
 
 
-def load_weights_only(path: str | Path, advice: str) -> Any:
-    """torch.load(weights_only=True): tensors and plain containers only, never pickled code; the error says `advice`."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(
-            f"{path}: not a weights-only checkpoint: torch.load(weights_only=True) accepts only tensors and plain "
-            f"containers; {advice}. torch said: {type(error).__name__}: {error}") from error
-
-
 @dataclass(frozen=True)
 class WeightsSource:
     """Resolved `pretrained` value.
 
     kind: 'none' (random init), 'open_clip' (state dict file open_clip reads: .bin/.pt/.safetensors),
     'torchscript' (OpenAI CLIP archive, `state` holds its tensors) or 'actionclip' (original ActionCLIP
-    training checkpoint, `state` holds it). `quick_gelu` is the activation the weights were trained with,
-    None when the file does not tell.
+    training checkpoint, `state` holds it). A state dict file read here keeps its contents in `state` too,
+    so whoever resolved it can look inside (a trainer's own checkpoint format) without reading it again.
+    `quick_gelu` is the activation the weights were trained with, None when the file does not tell.
     """
     kind: str
     path: Optional[str] = None
@@ -160,7 +154,10 @@ def _is_torchscript(path: Path) -> bool:
         return any(name.endswith("/constants.pkl") or name == "constants.pkl" for name in archive.namelist())
 
 
-def _file_weights(path: Path) -> WeightsSource:
+def read_weights_file(path: str | Path) -> WeightsSource:
+    """The one place a local weights file's format is told apart: safetensors/numpy, an OpenAI TorchScript
+    archive, an original ActionCLIP checkpoint, or another state dict (read once, kept in `state`)."""
+    path = Path(path)
     if path.suffix in (".safetensors", ".npz", ".npy"):
         return WeightsSource("open_clip", str(path))
     if _is_torchscript(path):
@@ -170,14 +167,18 @@ def _file_weights(path: Path) -> WeightsSource:
         return WeightsSource("torchscript", str(path), quick_gelu=True, state=state)
     checkpoint = load_weights_only(path, "re-save them as a plain state dict (torch.save(model.state_dict(), "
                                           "path)) or as .safetensors")
-    if isinstance(checkpoint, Mapping) and "model_state_dict" in checkpoint:
+    if is_original_checkpoint(checkpoint):
         # ActionCLIP fine-tunes OpenAI CLIP, trained with QuickGELU.
         return WeightsSource("actionclip", str(path), quick_gelu=True, state=checkpoint)
-    return WeightsSource("open_clip", str(path))
+    return WeightsSource("open_clip", str(path), state=checkpoint if isinstance(checkpoint, Mapping) else None)
 
 
-def resolve_weights(model_name: str, pretrained: Optional[str], cache_dir: Optional[str] = None) -> WeightsSource:
-    """What `pretrained` means for `model_name`: none, an open_clip tag (fetched/cached now) or a local file."""
+def resolve_weights(model_name: str, pretrained: str | WeightsSource | None,
+                    cache_dir: Optional[str] = None) -> WeightsSource:
+    """What `pretrained` means for `model_name`: none, an open_clip tag (fetched/cached now) or a local file
+    (a WeightsSource already resolved is returned as it is)."""
+    if isinstance(pretrained, WeightsSource):
+        return pretrained
     if pretrained is None or str(pretrained).lower() in NO_WEIGHTS:
         return WeightsSource("none")
     tag_cfg = get_pretrained_cfg(model_name, str(pretrained))
@@ -187,7 +188,7 @@ def resolve_weights(model_name: str, pretrained: Optional[str], cache_dir: Optio
                              quick_gelu=tag_cfg.get("quick_gelu", False), preprocess=preprocess)
     path = Path(pretrained)
     if path.is_file():
-        return _file_weights(path)
+        return read_weights_file(path)
     tags = list_pretrained_tags_by_model(model_name)
     raise ValueError(
         f"pretrained={pretrained!r} is neither an open_clip tag for {model_name!r} "

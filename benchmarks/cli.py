@@ -17,13 +17,13 @@ from typing import Callable, Sequence
 from rich.console import Console
 
 from actionclip import SIM_HEADERS
+from pipelines.batch import PRECISION_DTYPES
 
 from benchmarks import build, codecs, e2e, lengths, loader, step
 from benchmarks import report as reports
 from benchmarks.data import BenchmarkError, default_shards, default_sources
 from benchmarks.machine import describe_machine, machine_slug
-from benchmarks.plot import MISSING, matplotlib_available, write_plot
-from benchmarks.settings import PRECISIONS, PRESET_NAMES, SECTIONS, Settings, resolve, shown_path
+from benchmarks.settings import PRESET_NAMES, SECTIONS, Settings, resolve, shown_path
 
 COMMANDS = ("report", *SECTIONS)
 console = Console(stderr=True)
@@ -52,8 +52,10 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     """Flags default to None so that the preset and the training config fill what is not given."""
     run = parser.add_argument_group("run")
     run.add_argument("--preset", choices=PRESET_NAMES, default="auto", help="sizes to start from (default: auto)")
-    run.add_argument("--config", type=Path, help="training YAML: batch, frames, input size, arch, precision, "
-                                                 "workers, prefetch and shards are read from it")
+    run.add_argument("--config", type=Path, help="training YAML the run's shape is read from (data, network, "
+                                                 "deepspeed sections; data.train_shards as --shards)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="set a training-config key, as launch.py --set does (e.g. --set data.sparse_decode=false)")
     run.add_argument("--shards", type=Path, help="shard folder/manifest/tar; default: build the synthetic set")
     run.add_argument("--data-dir", type=Path, help="cache of generated videos and shards (default: data/bench)")
     run.add_argument("--out-dir", type=Path, help="report folder (default: benchmarks/reports)")
@@ -71,7 +73,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--shard-short-side", type=int)
     data.add_argument("--shard-samples", type=int, help="samples per tar")
     data.add_argument("--shard-fps-cap", type=float, help="frame-rate cap of the default set's shards")
-    clip = parser.add_argument_group("what a training step sees")
+    clip = parser.add_argument_group("what a training step sees (training-config keys: data.*, network.*, "
+                                     "deepspeed.precision)")
     clip.add_argument("--batch-size", type=int)
     clip.add_argument("--num-frames", "--frames", type=int, dest="num_frames")
     clip.add_argument("--input-size", type=int)
@@ -81,7 +84,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     clip.add_argument("--arch", help="open_clip model name or config JSON")
     clip.add_argument("--pretrained", help="weights; default none (random: throughput does not depend on them)")
     clip.add_argument("--sim-header", choices=SIM_HEADERS)
-    clip.add_argument("--precision", choices=PRECISIONS)
+    clip.add_argument("--precision", choices=tuple(PRECISION_DTYPES))
     sizes = parser.add_argument_group("how long each section measures")
     for option in ("loader-repeats", "loader-warmup", "loader-batches", "step-warmup", "step-iters", "step-repeats",
                    "e2e-steps", "e2e-warmup", "codec-videos", "codec-batches", "codec-repeats", "length-videos",
@@ -95,7 +98,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    skip = {"command", "preset", "config", "sections"}
+    skip = {"command", "preset", "config", "sections", "overrides"}
     flags = {key: tuple(value) if isinstance(value, list) else value
              for key, value in vars(args).items() if key not in skip}
     sections = SECTIONS if args.command == "report" else (args.command,)
@@ -103,7 +106,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         if args.command != "report":
             raise ValueError("--sections goes with the report command")
         sections = tuple(section for section in SECTIONS if section in args.sections)
-    return resolve(args.preset, args.config, {**flags, "sections": sections})
+    return resolve(args.preset, args.config, {**flags, "sections": sections}, args.overrides)
 
 
 class Inputs:
@@ -173,14 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = settings.name or machine_slug(machine) + ("" if args.command == "report" else f"-{args.command}")
     command = ["python -m benchmarks", *(sys.argv[1:] if argv is None else argv)]
     report = reports.assemble(name, settings.note, command, machine, settings.describe(), inputs.data, sections)
-    settings.out_dir.mkdir(parents=True, exist_ok=True)
-    if matplotlib_available():
-        report["plot"] = write_plot(report, settings.out_dir / f"{name}.png").name
-    else:
-        report["plot_skipped"] = MISSING
     paths = reports.write(report, settings.out_dir)
-    if "plot" in report:
-        paths["plot"] = settings.out_dir / report["plot"]
     # A pipe or log file gets wide tables instead of rich's 80-column default.
     reports.print_console(report, paths, Console() if sys.stdout.isatty() else Console(width=150))
     return 0 if all(section["status"] == "ok" for section in sections.values()) else 1

@@ -54,20 +54,20 @@ def decode_pipeline(source: ClipSource, decoder: str, read_ahead: int):
 
 def clip_source(shards: ShardSet, settings: Settings, *, sparse: bool) -> ClipSource:
     """The train loader's source for one epoch of `shards` on one rank."""
-    plan = EpochPlan(shards.num_samples, settings.batch_size, rank=0, world_size=1, epoch=0, train=True)
-    return ClipSource(shards, ClipConfig("train", num_frames=settings.num_frames), plan, settings.seed,
+    plan = EpochPlan(shards.num_samples, settings.run.data.batch_size, rank=0, world_size=1, epoch=0, train=True)
+    return ClipSource(shards, ClipConfig("train", num_frames=settings.run.data.num_frames), plan, settings.run.seed,
                       sparse=sparse)
 
 
 def dali_decode(shards: ShardSet, settings: Settings, *, sparse: bool) -> dict:
     """`codec_repeats` epochs of one pipeline: clips/s after the first batch, CPU ms/clip over the epoch
     (threads and source workers), frames decoded per clip, and the clips decoded whole (irregular GOPs)."""
-    gpu = settings.device.type == "cuda"
+    gpu, data = settings.device.type == "cuda", settings.run.data
     # Forked workers would inherit a CUDA context, which DALI does not allow.
-    pipe = decode_pipeline(clip_source(shards, settings, sparse=sparse), "mixed" if gpu else "cpu", settings.prefetch,
-                           batch_size=settings.batch_size, num_threads=settings.threads,
-                           device_id=settings.device.index if gpu else None, seed=settings.seed,
-                           prefetch_queue_depth=settings.prefetch, py_num_workers=settings.threads,
+    pipe = decode_pipeline(clip_source(shards, settings, sparse=sparse), "mixed" if gpu else "cpu", data.prefetch,
+                           batch_size=data.batch_size, num_threads=data.workers,
+                           device_id=settings.device.index if gpu else None, seed=settings.run.seed,
+                           prefetch_queue_depth=data.prefetch, py_num_workers=data.workers,
                            py_start_method="spawn" if gpu else "fork")
     pipe.build()
     rates, costs, batches = [], [], []
@@ -80,12 +80,12 @@ def dali_decode(shards: ShardSet, settings: Settings, *, sparse: bool) -> dict:
             except StopIteration:
                 break
             batches.append(np.array(batch_stats.as_tensor()))  # per clip: [frames decoded, sparse]
-            clips += settings.batch_size
+            clips += data.batch_size
             if timed_from is None:
                 synchronize(settings.device)
                 timed_from = time.perf_counter()
         synchronize(settings.device)
-        rates.append((clips - settings.batch_size) / (time.perf_counter() - timed_from))
+        rates.append((clips - data.batch_size) / (time.perf_counter() - timed_from))
         costs.append(1000 * (cpu_seconds() - cpu_before) / clips)
         pipe.reset()
     del pipe
@@ -96,10 +96,10 @@ def dali_decode(shards: ShardSet, settings: Settings, *, sparse: bool) -> dict:
 
 def epoch_clips(shards: ShardSet, settings: Settings) -> list[Clip]:
     """(whole video, frame indices) of every slot of the epoch the DALI pipelines decode, from the same source."""
-    source = clip_source(shards, settings, sparse=False)
+    source, batch_size = clip_source(shards, settings, sparse=False), settings.run.data.batch_size
     clips = []
     for slot in range(len(source.positions)):
-        encoded, indices, _, _ = source(SampleInfo(slot, slot % settings.batch_size, slot // settings.batch_size, 0))
+        encoded, indices, _, _ = source(SampleInfo(slot, slot % batch_size, slot // batch_size, 0))
         clips.append((encoded.tobytes(), indices))
     return clips
 
@@ -211,7 +211,7 @@ def run(settings: Settings, sources: SourceSet) -> dict:
                     skipped.append(codec)
                 rows.append(row)
                 continue
-            listed, _ = repeated_manifest(folder, (settings.codec_batches + 1) * settings.batch_size,
+            listed, _ = repeated_manifest(folder, (settings.codec_batches + 1) * settings.run.data.batch_size,
                                           Path(manifests) / folder.name)
             shards = open_shards(listed)
             clips = epoch_clips(shards, settings)
@@ -226,9 +226,10 @@ def run(settings: Settings, sources: SourceSet) -> dict:
                                             decode["limit"]["cpu_ms_per_clip"]["median"])
             row["decode"] = decode
             rows.append(row)
-    return {"status": "ok", "rows": rows, "videos": settings.codec_videos, "frames_per_clip": settings.num_frames,
-            "batch_size": settings.batch_size, "decoder": "mixed (NVDEC)" if gpu else "cpu",
-            "threads": settings.threads, "cores": cores,
+    return {"status": "ok", "rows": rows, "videos": settings.codec_videos,
+            "frames_per_clip": settings.run.data.num_frames,
+            "batch_size": settings.run.data.batch_size, "decoder": "mixed (NVDEC)" if gpu else "cpu",
+            "threads": settings.run.data.workers, "cores": cores,
             "peers": sorted(peers or {}), "peers_missing": missing, "skipped_decode": skipped,
             "encode_timing": "wall-clock rate of the build that made the shards (all its worker processes), "
                              "recorded when it ran"}

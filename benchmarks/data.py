@@ -48,12 +48,13 @@ def synthesize(settings: Settings, per_class: int, frames: tuple[int, int]) -> t
     """`per_class` synthetic videos per class (SYNTH_CLASSES) of `frames` (min, max) frames at the settings' sizes,
     drawn now or found in the cache, and the seconds drawing took (None when cached)."""
     (low, high), (first, last) = settings.video_size, frames
-    root = settings.data_dir / f"synth-seed{settings.seed}-{per_class}x{SYNTH_CLASSES}-px{low}-{high}-f{first}-{last}"
+    name = f"synth-seed{settings.run.seed}-{per_class}x{SYNTH_CLASSES}-px{low}-{high}-f{first}-{last}"
+    root = settings.data_dir / name
     sources = SourceSet(root, root / "annotations.csv", root / "labels.csv")
     if sources.annotations.exists():
         return sources, None
     started = time.perf_counter()
-    status = shard_main(["synth", "--out", str(root), "--seed", str(settings.seed),
+    status = shard_main(["synth", "--out", str(root), "--seed", str(settings.run.seed),
                          "--train-per-class", str(per_class), "--val-per-class", "0",
                          "--test-per-class", "0", "--size", *map(str, settings.video_size),
                          "--frames", *map(str, frames), "--workers", str(settings.workers)])
@@ -103,7 +104,7 @@ def default_shards(settings: Settings) -> tuple[Path, dict]:
                              f"side{settings.shard_short_side}{fps}-per{settings.shard_samples}")
     build = build_shards(sources, folder, codec=settings.shard_codec, gop=settings.shard_gop,
                          short_side=settings.shard_short_side, workers=settings.workers,
-                         max_samples=settings.shard_samples, min_frames=settings.num_frames,
+                         max_samples=settings.shard_samples, min_frames=settings.run.data.num_frames,
                          fps_cap=settings.shard_fps_cap)
     return folder, {"source": "synthetic default set", "path": shown_path(folder), "videos": settings.videos_per_class * SYNTH_CLASSES,
                     "synth_seconds": synth_seconds, "build_seconds": build.seconds,

@@ -36,8 +36,8 @@ def length_shards(settings: Settings, length: int) -> Path:
 
 def run(settings: Settings) -> dict:
     # DALI's queue and the source's read-ahead each hold `prefetch` batches beyond the one being consumed.
-    batches = settings.loader_warmup + settings.length_batches + 2 * settings.prefetch
-    clips = batches * settings.batch_size
+    batches = settings.loader_warmup + settings.length_batches + 2 * settings.run.data.prefetch
+    clips = batches * settings.run.data.batch_size
     rows = []
     with cpu_budget(settings.cpus) as cores, tempfile.TemporaryDirectory(prefix="bench-lengths-") as manifests:
         for length in settings.lengths:
@@ -54,6 +54,7 @@ def run(settings: Settings) -> dict:
     for row in rows:
         row["sparse_cost_vs_shortest"] = ratio(row["sparse"]["steady_cpu_ms_per_clip"]["median"], shortest)
     return {"status": "ok", "rows": rows, "codec": settings.shard_codec, "gop": settings.shard_gop,
-            "short_side": settings.shard_short_side, "frames_per_clip": settings.num_frames,
-            "batch_size": settings.batch_size, "clips_per_epoch": clips, "threads": settings.threads, "cores": cores,
+            "short_side": settings.shard_short_side, "frames_per_clip": settings.run.data.num_frames,
+            "batch_size": settings.run.data.batch_size, "clips_per_epoch": clips, "threads": settings.run.data.workers,
+            "cores": cores,
             "decode_device": settings.decode_device}

@@ -67,9 +67,8 @@ def measure(shards, settings: Settings, max_batches: int | None, **options) -> d
     DALI loaders also give the frames decoded per clip (the mean over the epochs' clips) and the clips
     that had to be decoded from the start (irregular GOPs).
     """
-    loader = build_loader(shards, "train", batch_size=settings.batch_size, num_frames=settings.num_frames,
-                          image_size=settings.input_size, seed=settings.seed, num_threads=settings.threads,
-                          prefetch=settings.prefetch, dtype=settings.precision, **options)
+    loader = build_loader(shards, "train", settings.run.data, seed=settings.run.seed,
+                          dtype=settings.run.deepspeed.precision, **options)
     epochs, decoded = [], []
     for repeat in range(settings.loader_repeats):
         loader.set_epoch(repeat)
@@ -91,16 +90,16 @@ def measure(shards, settings: Settings, max_batches: int | None, **options) -> d
 
 def run(settings: Settings, shards_path) -> dict:
     shards = open_shards(shards_path)
-    batches = shards.num_samples // settings.batch_size
+    batches = shards.num_samples // settings.run.data.batch_size
     if batches <= settings.loader_warmup:
         raise BenchmarkError(f"{shards_path} holds {shards.num_samples} clips = {batches} batches of "
-                             f"{settings.batch_size}, not more than the {settings.loader_warmup} warm-up batches; "
+                             f"{settings.run.data.batch_size}, not more than the {settings.loader_warmup} warm-up batches; "
                              "use more videos (--videos-per-class), a smaller --batch-size or --loader-warmup")
     with cpu_budget(settings.cpus) as cores:
         results = {name: measure(shards, settings, settings.loader_batches, **options)
                    for name, options in LOADERS.items()}
     rate = {name: result["clips_per_s"]["median"] for name, result in results.items()}
-    return {"status": "ok", **results, "cores": cores, "threads": settings.threads,
+    return {"status": "ok", **results, "cores": cores, "threads": settings.run.data.workers,
             "batches_per_epoch": batches, "num_samples": shards.num_samples,
             "decode_device": settings.decode_device,
             "dali_vs_baseline": ratio(rate["dali"], rate["baseline"]),

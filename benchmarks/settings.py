@@ -1,19 +1,38 @@
-"""What a benchmark run measures and at what size: a preset, then a training config, then command-line flags."""
+"""What a benchmark run measures and at what size: a preset, then a training config, then command-line flags.
+
+The run's shape (batch, frames, crop size, loader threads, model, precision) is the training config
+itself, the typed tree launch.py reads (`Settings.run`); the flags below set keys of it and `--set`
+sets any other. The rest of Settings says what to generate and how long to measure.
+"""
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any, Sequence
 
 import torch
 
-from pipelines.batch import PRECISION_DTYPES
+from training.config import RunConfig, load_config, with_values
 
 from benchmarks.machine import REPO_ROOT
 
 PRESET_NAMES = ("auto", "smoke", "cpu", "gpu")
 SECTIONS = ("loader", "step", "e2e", "codecs", "lengths", "build")
-PRECISIONS = tuple(PRECISION_DTYPES)
+# Flags that set a training-config key, and the key; the report lists them by the flag's name.
+RUN_FLAGS = {"seed": "seed", "batch_size": "data.batch_size", "num_frames": "data.num_segments",
+             "input_size": "data.input_size", "threads": "data.workers", "prefetch": "data.prefetch",
+             "arch": "network.arch", "pretrained": "network.pretrained", "sim_header": "network.sim_header",
+             "precision": "deepspeed.precision"}
+# Where every benchmark starts: batch 2 with 2 threads, random weights (throughput does not depend on them).
+BENCH_RUN = {"seed": 0, "data.batch_size": 2, "data.workers": 2, "network.pretrained": "none"}
+
+
+def _flag_value(run: RunConfig, key: str) -> Any:
+    value = run
+    for part in key.split("."):
+        value = getattr(value, {"num_segments": "num_frames", "input_size": "image_size"}.get(part, part))
+    return value
 
 
 @dataclass(frozen=True)
@@ -21,7 +40,7 @@ class Settings:
     """Every knob of a run; the report records all of them."""
 
     preset: str
-    seed: int = 0
+    run: RunConfig = field(default_factory=lambda: with_values(RunConfig(), BENCH_RUN, "benchmark defaults"))
     data_dir: Path = REPO_ROOT / "data" / "bench"
     out_dir: Path = REPO_ROOT / "benchmarks" / "reports"
     name: str | None = None           # report file stem; default: the machine kind (+ the section)
@@ -38,17 +57,7 @@ class Settings:
     shard_fps_cap: float | None = None  # frames the decoder must walk through scale with the frame rate
     shard_samples: int = 16           # samples per tar, so the set spans several tars
     workers: int = os.cpu_count() or 1  # processes that draw and encode the default set
-    # What a training step sees.
-    batch_size: int = 2
-    num_frames: int = 8
-    input_size: int = 224
-    threads: int = 2                  # DALI threads = baseline DataLoader workers
-    prefetch: int = 2
     cpus: int | None = None           # CPU cores the loaders may use (process affinity); None: all
-    arch: str = "ViT-B-32"
-    pretrained: str = "none"
-    sim_header: str = "Transf"
-    precision: str = "bf16"
     # How long each section measures.
     loader_repeats: int = 3
     loader_warmup: int = 2            # batches per repeat not timed (pipeline build, worker start, first decode)
@@ -83,7 +92,10 @@ class Settings:
         return "gpu" if self.device.type == "cuda" else "cpu"
 
     def describe(self) -> dict:
-        return {item.name: _plain(getattr(self, item.name)) for item in fields(self)}
+        """Every setting; the run's shape under its flag names, and the whole training config as `run`."""
+        shape = {flag: _flag_value(self.run, key) for flag, key in RUN_FLAGS.items()}
+        own = {item.name: _plain(getattr(self, item.name)) for item in fields(self) if item.name != "run"}
+        return {**own, **shape, "run": self.run.as_dict()}
 
 
 def shown_path(path: Path | str) -> str:
@@ -103,61 +115,50 @@ def _plain(value):
 PRESETS: dict[str, dict] = {
     # Seconds on two cores: the code paths of every section at toy sizes (CI).
     "smoke": dict(videos_per_class=1, video_size=(48, 64), video_frames=(16, 24), shard_gop=8, shard_short_side=48,
-                  shard_samples=4, workers=2, batch_size=2, num_frames=4, input_size=64, threads=2,
-                  loader_repeats=2, loader_warmup=1, arch="ViT-Tiny-16", sim_header="meanP",
+                  shard_samples=4, workers=2, loader_repeats=2, loader_warmup=1,
+                  run={"data.num_segments": 4, "data.input_size": 64, "network.arch": "ViT-Tiny-16",
+                       "network.sim_header": "meanP"},
                   step_iters=2, step_repeats=2, e2e_steps=3, gops=(1, 8), short_sides=(48, 32), codec_videos=3,
                   codec_batches=2, codec_repeats=2, lengths=(16, 48), length_videos=3, length_batches=2,
                   build_videos=3, build_workers=(1,)),
     # A few minutes on a 2-core CPU: Kinetics-like videos, ViT-B/32 at 8 frames, batch 2.
     "cpu": dict(),
     # The target configuration on one GPU: ViT-B/32, 8 frames, bf16, batch 64.
-    "gpu": dict(videos_per_class=64, shard_samples=64, batch_size=64, threads=min(8, os.cpu_count() or 1),
+    "gpu": dict(videos_per_class=64, shard_samples=64,
+                run={"data.batch_size": 64, "data.workers": min(8, os.cpu_count() or 1)},
                 loader_repeats=3, loader_warmup=3, step_warmup=4, step_iters=10, step_repeats=3, e2e_steps=200,
-                e2e_warmup=20,
-                codec_videos=32, codec_batches=8, length_videos=32, build_videos=32),
+                e2e_warmup=20, codec_videos=32, codec_batches=8, length_videos=32, build_videos=32),
 }
 
-# Training-config keys the run sizes are read from (`--config`), before explicit flags.
-CONFIG_KEYS = {
-    "shards": ("data", "train_shards"), "batch_size": ("data", "batch_size"), "num_frames": ("data", "num_segments"),
-    "input_size": ("data", "input_size"), "threads": ("data", "workers"), "prefetch": ("data", "prefetch"),
-    "arch": ("network", "arch"), "sim_header": ("network", "sim_header"), "precision": ("deepspeed", "precision"),
-}
-
-
-def resolve(preset: str, config: Path | None, flags: dict) -> Settings:
-    """Preset values, then the training config's (when given), then every flag that is not None."""
+def resolve(preset: str, config: Path | None, flags: dict, overrides: Sequence[str] = ()) -> Settings:
+    """Preset values, then the training config (when given), then every flag that is not None, then `--set`."""
     if preset not in PRESET_NAMES:
         raise ValueError(f"preset must be one of {PRESET_NAMES}, got {preset!r}")
     if preset == "auto":
         preset = "gpu" if torch.cuda.is_available() else "cpu"
-    settings = replace(Settings(preset=preset), **PRESETS[preset])
-    if config is not None:
-        settings = replace(settings, config=config, **_from_training_config(config))
-    known = {item.name for item in fields(Settings)}
-    unknown = set(flags) - known
+    values = dict(PRESETS[preset])
+    run = with_values(Settings(preset=preset).run, values.pop("run", {}), f"--preset {preset}")
+    if config is not None:  # the run as the trainer would configure it, with random weights unless --pretrained
+        run = with_values(load_config(config), {"network.pretrained": "none"}, "benchmark defaults")
+        if run.data.train_shards and flags.get("shards") is None:
+            values["shards"] = Path(run.data.train_shards)
+    known = {item.name for item in fields(Settings)} - {"run"}
+    unknown = set(flags) - known - set(RUN_FLAGS)
     if unknown:
         raise ValueError(f"unknown settings {sorted(unknown)}")
-    settings = replace(settings, **{key: value for key, value in flags.items() if value is not None})
+    given = {key: value for key, value in flags.items() if value is not None}
+    for flag in [key for key in given if key in RUN_FLAGS]:
+        value = given.pop(flag)
+        run = with_values(run, {RUN_FLAGS[flag]: value}, f"--{flag.replace('_', '-')} {value}")
+    run = load_config(None, overrides, base=run)
+    settings = replace(Settings(preset=preset, run=run), **{**values, **given})
     check(settings)
     return settings
 
 
-def _from_training_config(path: Path) -> dict:
-    from training.config import load_config
-
-    config = load_config(path)
-    values = {}
-    for setting, (section, key) in CONFIG_KEYS.items():
-        value = config[section][key]
-        if value is not None:
-            values[setting] = Path(value) if setting == "shards" else value
-    return values
-
-
 def check(settings: Settings) -> None:
     """Reject settings no section can run with, naming the flag."""
-    positive = ("batch_size", "num_frames", "input_size", "threads", "prefetch", "loader_repeats", "step_iters",
+    positive = ("loader_repeats", "step_iters",
                 "step_repeats", "e2e_steps", "e2e_warmup", "codec_videos", "codec_batches", "codec_repeats",
                 "length_videos", "length_batches", "build_videos", "videos_per_class", "workers", "shard_samples")
     for name in positive:
@@ -172,8 +173,6 @@ def check(settings: Settings) -> None:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(settings, name)}")
     if settings.loader_batches is not None and settings.loader_batches < 1:
         raise ValueError(f"--loader-batches must be >= 1 (or left out for the whole epoch), got {settings.loader_batches}")
-    if settings.precision not in PRECISIONS:
-        raise ValueError(f"--precision must be one of {PRECISIONS}, got {settings.precision!r}")
     bad = [section for section in settings.sections if section not in SECTIONS]
     if bad:
         raise ValueError(f"unknown section(s) {bad}; sections are {list(SECTIONS)}")

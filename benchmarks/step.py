@@ -55,20 +55,21 @@ class TrainStep:
         config = training_config(settings, shards, exp_dir)
         self.dist = init_distributed()
         device = self.dist.device
-        torch.manual_seed(settings.seed)
+        torch.manual_seed(config.seed)
         model = components.model_from_config(config)
-        if model.image_size[0] != settings.input_size:
-            raise BenchmarkError(f"{settings.arch} takes {model.image_size[0]} px frames, but --input-size is "
-                                 f"{settings.input_size}; make them match")
-        solver = config["solver"]
-        groups = param_groups(model, solver["lr"], solver["weight_decay"], solver["ratio"], solver["f_ratio"])
+        data = config.data
+        if model.image_size[0] != data.image_size:
+            raise BenchmarkError(f"{config.network.arch} takes {model.image_size[0]} px frames, but --input-size is "
+                                 f"{data.image_size}; make them match")
+        solver = config.solver
+        groups = param_groups(model, solver.lr, solver.weight_decay, solver.ratio, solver.f_ratio)
         self.engine, _ = build_engine(model, groups, config, deepspeed_config(config, SCHEDULE_STEPS, exp_dir))
         self.prompts = components.prompt_table(config, class_names, device)
-        generator = torch.Generator(device=device).manual_seed(settings.seed)
-        dtype = torch_dtype(settings.precision)  # what the loader would hand over
-        self.video = torch.randn(settings.batch_size, settings.num_frames, 3, settings.input_size,
-                                 settings.input_size, device=device, generator=generator).to(dtype)
-        self.labels = torch.randint(len(class_names), (settings.batch_size,), device=device, generator=generator)
+        generator = torch.Generator(device=device).manual_seed(config.seed)
+        dtype = torch_dtype(config.deepspeed.precision)  # what the loader would hand over
+        self.video = torch.randn(data.batch_size, data.num_frames, 3, data.image_size, data.image_size, device=device,
+                                 generator=generator).to(dtype)
+        self.labels = torch.randint(len(class_names), (data.batch_size,), device=device, generator=generator)
 
     def __call__(self) -> None:
         video_embedding, text_embedding, scale = self.engine(self.video, self.prompts.sample(self.labels))
@@ -86,7 +87,7 @@ def run(settings: Settings, shards, class_names: list[str]) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-step-") as exp_dir:
         step = TrainStep(settings, shards, class_names, Path(exp_dir))
         device = step.dist.device
-        flops_per_clip = step.flops() / settings.batch_size  # also the first, untimed step
+        flops_per_clip = step.flops() / settings.run.data.batch_size  # also the first, untimed step
         for _ in range(settings.step_warmup):
             step()
         rates = []
@@ -96,7 +97,7 @@ def run(settings: Settings, shards, class_names: list[str]) -> dict:
             for _ in range(settings.step_iters):
                 step()
             synchronize(device)
-            rates.append(settings.batch_size * settings.step_iters / (time.perf_counter() - started))
+            rates.append(settings.run.data.batch_size * settings.step_iters / (time.perf_counter() - started))
         parameters = sum(p.numel() for p in step.engine.module.parameters())
         memory = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
         del step

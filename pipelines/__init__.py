@@ -9,7 +9,7 @@ import importlib
 from typing import Any
 
 _HOMES = {
-    "build_loader": "pipelines.factory", "open_shards": "pipelines.shards", "ShardSet": "pipelines.shards",
+    "build_loader": "pipelines.factory", "LoaderConfig": "pipelines.loader_config", "open_shards": "pipelines.shards", "ShardSet": "pipelines.shards",
     "ClipConfig": "pipelines.config", "CLIP_MEAN": "pipelines.config", "CLIP_STD": "pipelines.config",
     "ShardError": "pipelines.errors", "CorruptSampleError": "pipelines.errors",
 }

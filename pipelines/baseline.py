@@ -33,32 +33,32 @@ from pipelines.shards import VERIFY_HINT, ShardSet
 class BaselineVideoLoader(EpochLoader):
     """Same interface as DaliVideoLoader: `len()`, `set_epoch(e)`, iterate one epoch of batch dicts."""
 
-    def __init__(self, shards: ShardSet, clip: ClipConfig, *, batch_size: int, rank: int = 0, world_size: int = 1,
+    def __init__(self, shards: ShardSet, spec: ClipConfig, *, batch_size: int, rank: int = 0, world_size: int = 1,
                  seed: int = 0, epoch: int = 0, num_workers: int = 2, prefetch: int = 2,
                  dtype: str | torch.dtype = "float32", shuffle_buffer: int = 1024,
                  output_device: str | torch.device | None = None) -> None:
         self.num_workers = num_workers
-        super().__init__(shards, clip, batch_size=batch_size, rank=rank, world_size=world_size, seed=seed,
+        super().__init__(shards, spec, batch_size=batch_size, rank=rank, world_size=world_size, seed=seed,
                          epoch=epoch, prefetch=prefetch, dtype=dtype, shuffle_buffer=shuffle_buffer,
                          output_device=output_device)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        stream = RankStream(self.shards, self.clip, self.plan, epoch_seed(self.seed, self.epoch, self.rank),
+        stream = RankStream(self.shards, self.spec, self.plan, epoch_seed(self.seed, self.epoch, self.rank),
                             self.shuffle_buffer)
         workers = self.num_workers
         loader = DataLoader(stream, batch_size=None, num_workers=workers,
                             prefetch_factor=self.prefetch if workers else None,
                             pin_memory=self.output_device is not None and self.output_device.type == "cuda")
         for batch_index, (video, label) in enumerate(loader):
-            yield assemble_batch(video, label, self.clip, self.plan, batch_index, self.dtype, self.output_device)
+            yield assemble_batch(video, label, self.spec, self.plan, batch_index, self.dtype, self.output_device)
 
 
 class RankStream(IterableDataset):
     """Batches (video, label) of one rank and epoch; each DataLoader worker builds every W-th batch."""
 
-    def __init__(self, shards: ShardSet, clip: ClipConfig, plan: EpochPlan, seed: int, shuffle_buffer: int) -> None:
-        self.shards, self.clip, self.plan, self.seed, self.shuffle_buffer = shards, clip, plan, seed, shuffle_buffer
-        self.transform = train_transform(clip) if clip.train else None
+    def __init__(self, shards: ShardSet, spec: ClipConfig, plan: EpochPlan, seed: int, shuffle_buffer: int) -> None:
+        self.shards, self.spec, self.plan, self.seed, self.shuffle_buffer = shards, spec, plan, seed, shuffle_buffer
+        self.transform = train_transform(spec) if spec.train else None
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         worker = get_worker_info()
@@ -84,31 +84,31 @@ class RankStream(IterableDataset):
                                  workersplitter=None, empty_check=False)
         samples = itertools.islice(dataset, begin - first, end - first)
         wanted = self.plan.num_batches * self.plan.batch_size
-        if self.clip.train:
+        if self.spec.train:
             samples = wds.filters.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer, seed=self.seed)(samples)
             return itertools.islice(samples, wanted)
         return _pad_with_last(samples, wanted)
 
     def _clip(self, sample: dict, position: int) -> tuple[torch.Tensor, int]:
-        clip = self.clip
-        label, num_frames = (int(v) for v in np.frombuffer(sample["info"], dtype="<i4")[:2])
+        spec = self.spec
+        label, video_frames = (int(v) for v in np.frombuffer(sample["info"], dtype="<i4")[:2])
         rng = np.random.default_rng([self.seed, position])
-        indices = sample_frame_indices(num_frames, clip.num_frames, train=clip.train, rng=rng,
-                                       num_clips=clip.num_clips, frame_interval=clip.frame_interval)
+        indices = sample_frame_indices(video_frames, spec.num_frames, train=spec.train, rng=rng,
+                                       num_clips=spec.num_clips, frame_interval=spec.frame_interval)
         try:
             frames = decode_frames(sample["mp4"], indices)
         except (av.error.FFmpegError, ValueError) as error:
             raise CorruptSampleError(f"corrupt sample {sample['__key__']!r} in shard {sample['__url__']}: "
                                      f"{error}; {VERIFY_HINT}") from error
         video = tv_tensors.Video(torch.from_numpy(frames).permute(0, 3, 1, 2))
-        if clip.train:
+        if spec.train:
             return self._train_clip(video, rng), label
-        return eval_views(video, clip), label
+        return eval_views(video, spec), label
 
     def _train_clip(self, video: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(rng.integers(2**31)))
-            return self.transform(multiscale_crop(video, self.clip, rng)).as_subclass(torch.Tensor)
+            return self.transform(multiscale_crop(video, self.spec, rng)).as_subclass(torch.Tensor)
 
 
 def _pad_with_last(samples, count: int) -> Iterator[dict]:
@@ -120,42 +120,42 @@ def _pad_with_last(samples, count: int) -> Iterator[dict]:
         yield sample
 
 
-def train_transform(clip: ClipConfig) -> v2.Compose:
+def train_transform(spec: ClipConfig) -> v2.Compose:
     """Flip, colour jitter, grayscale, RandAugment, normalise: one parameter draw per video."""
-    steps = [v2.RandomHorizontalFlip(0.5 if clip.hflip else 0.0),
-             v2.RandomApply([v2.ColorJitter(*clip.color_jitter)], p=clip.color_jitter_prob),
-             v2.RandomGrayscale(clip.grayscale_prob)]
-    if clip.rand_augment is not None:
-        steps.append(v2.RandAugment(*clip.rand_augment))
-    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(clip.mean), list(clip.std))]
+    steps = [v2.RandomHorizontalFlip(0.5 if spec.hflip else 0.0),
+             v2.RandomApply([v2.ColorJitter(*spec.color_jitter)], p=spec.color_jitter_prob),
+             v2.RandomGrayscale(spec.grayscale_prob)]
+    if spec.rand_augment is not None:
+        steps.append(v2.RandAugment(*spec.rand_augment))
+    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(spec.mean), list(spec.std))]
     return v2.Compose(steps)
 
 
-def multiscale_crop(video: torch.Tensor, clip: ClipConfig, rng: np.random.Generator) -> torch.Tensor:
+def multiscale_crop(video: torch.Tensor, spec: ClipConfig, rng: np.random.Generator) -> torch.Tensor:
     """A scale-pair crop of the short side at a random position, resized to image_size squared."""
     height, width = video.shape[-2:]
     short_side = min(height, width)
-    pairs = clip.multiscale_pairs()
+    pairs = spec.multiscale_pairs()
     crop_h, crop_w = (round(float(fraction) * short_side) for fraction in pairs[rng.integers(len(pairs))])
     top = int(rng.random() * (height - crop_h))
     left = int(rng.random() * (width - crop_w))
-    return F.resized_crop(video, top, left, crop_h, crop_w, [clip.image_size] * 2, antialias=True)
+    return F.resized_crop(video, top, left, crop_h, crop_w, [spec.image_size] * 2, antialias=True)
 
 
-def eval_views(video: torch.Tensor, clip: ClipConfig) -> torch.Tensor:
+def eval_views(video: torch.Tensor, spec: ClipConfig) -> torch.Tensor:
     """(crops, clips * T, 3, S, S): short side resized, crops along the long side (DALI's rounding)."""
     height, width = video.shape[-2:]
-    short = clip.eval_short_side
+    short = spec.eval_short_side
     scale = short / min(height, width)
     video = F.resize(video, [math.floor(height * scale + 0.5), math.floor(width * scale + 0.5)], antialias=True)
     video = F.to_dtype(video, torch.float32, scale=True)
     height, width = video.shape[-2:]
-    size = clip.image_size
+    size = spec.image_size
     views = []
-    for position in clip.crop_positions():
+    for position in spec.crop_positions():
         along_x = position if width >= height else 0.5
         along_y = 0.5 if width >= height else position
         top = math.floor(along_y * (height - size) + 0.5)
         left = math.floor(along_x * (width - size) + 0.5)
-        views.append(F.normalize(F.crop(video, top, left, size, size), list(clip.mean), list(clip.std)))
+        views.append(F.normalize(F.crop(video, top, left, size, size), list(spec.mean), list(spec.std)))
     return torch.stack(views).as_subclass(torch.Tensor)

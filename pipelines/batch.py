@@ -18,7 +18,7 @@ def torch_dtype(dtype: str | torch.dtype) -> torch.dtype:
     return resolved
 
 
-def assemble_batch(video: torch.Tensor, label: torch.Tensor, clip: ClipConfig, plan: EpochPlan, batch_index: int,
+def assemble_batch(video: torch.Tensor, label: torch.Tensor, spec: ClipConfig, plan: EpochPlan, batch_index: int,
                    dtype: torch.dtype, device: torch.device | None) -> dict[str, torch.Tensor]:
     """Batch dict: `video` (B*V, T, 3, S, S), `label` (B*V,) int64 and, for val/test, `video_id` and `valid`.
 
@@ -27,16 +27,16 @@ def assemble_batch(video: torch.Tensor, label: torch.Tensor, clip: ClipConfig, p
     """
     device = device or video.device
     label = label.reshape(-1).to(device=device, dtype=torch.int64, non_blocking=True)
-    if clip.train:
+    if spec.train:
         return {"video": video.to(device=device, dtype=dtype, non_blocking=True), "label": label}
     batch, crops = video.shape[:2]
     size = video.shape[-1]
-    views = video.reshape(batch, crops, clip.num_clips, clip.num_frames, 3, size, size).transpose(1, 2)
-    views = views.reshape(batch * clip.views, clip.num_frames, 3, size, size)
+    views = video.reshape(batch, crops, spec.num_clips, spec.num_frames, 3, size, size).transpose(1, 2)
+    views = views.reshape(batch * spec.views, spec.num_frames, 3, size, size)
     video_id, valid = (torch.from_numpy(array) for array in plan.eval_slots(batch_index))
     return {
         "video": views.to(device=device, dtype=dtype, non_blocking=True),
-        "label": label.repeat_interleave(clip.views),
-        "video_id": video_id.repeat_interleave(clip.views).to(device),
-        "valid": valid.repeat_interleave(clip.views).to(device),
+        "label": label.repeat_interleave(spec.views),
+        "video_id": video_id.repeat_interleave(spec.views).to(device),
+        "valid": valid.repeat_interleave(spec.views).to(device),
     }

@@ -45,7 +45,7 @@ class DaliVideoLoader(EpochLoader):
     After an epoch, `decode_stats` holds the frames decoded per clip and the clips decoded densely.
     """
 
-    def __init__(self, shards: ShardSet, clip: ClipConfig, *, batch_size: int, rank: int = 0, world_size: int = 1,
+    def __init__(self, shards: ShardSet, spec: ClipConfig, *, batch_size: int, rank: int = 0, world_size: int = 1,
                  seed: int = 0, epoch: int = 0, decoder: str = "cpu", device_id: int | None = None,
                  num_threads: int = 2, prefetch: int = 2, dtype: str | torch.dtype = "float32",
                  shuffle_buffer: int = 1024, output_device: str | torch.device | None = None, sparse: bool = True,
@@ -61,7 +61,7 @@ class DaliVideoLoader(EpochLoader):
         self.decode_stats: dict[str, float] = {}
         self._dense_reported = False
         self._source: ClipSource | None = None  # the epoch's, for naming the samples of a failed batch
-        super().__init__(shards, clip, batch_size=batch_size, rank=rank, world_size=world_size, seed=seed,
+        super().__init__(shards, spec, batch_size=batch_size, rank=rank, world_size=world_size, seed=seed,
                          epoch=epoch, prefetch=prefetch, dtype=dtype, shuffle_buffer=shuffle_buffer,
                          output_device=output_device)
 
@@ -74,7 +74,7 @@ class DaliVideoLoader(EpochLoader):
                 stats = outputs["decode_stats"].numpy().reshape(-1, 2)
                 decoded.append(stats[:, 0])
                 dense += int((stats[:, 1] == 0).sum())
-                yield assemble_batch(outputs["video"], outputs["label"], self.clip, self.plan, batch_index,
+                yield assemble_batch(outputs["video"], outputs["label"], self.spec, self.plan, batch_index,
                                      self.dtype, self.output_device)
         except Exception as error:  # DALI re-raises worker failures as a bare Exception
             named = self._named_error(error, batch_index)
@@ -85,13 +85,13 @@ class DaliVideoLoader(EpochLoader):
             self._record(decoded, dense)
 
     def _iterator(self) -> DALIGenericIterator:
-        self._source = source = ClipSource(self.shards, self.clip, self.plan, self.seed, sparse=self.sparse)
+        self._source = source = ClipSource(self.shards, self.spec, self.plan, self.seed, sparse=self.sparse)
         pipeline = video_pipeline(
-            source, self.clip, decoder=self.decoder, output_type="float16" if self.dtype == torch.float16 else "float32",
-            read_ahead=self.prefetch, batch_size=self.batch_size, num_threads=self.num_threads,
+            source, self.spec, decoder=self.decoder,
+            output_type="float16" if self.dtype == torch.float16 else "float32", read_ahead=self.prefetch, batch_size=self.batch_size, num_threads=self.num_threads,
             device_id=self.device_id, seed=source.seed, prefetch_queue_depth=self.prefetch,
             py_num_workers=self.num_threads, py_start_method=self._start_method(),
-            enable_conditionals=self.clip.rand_augment is not None)
+            enable_conditionals=self.spec.rand_augment is not None)
         # The source ends the epoch (StopIteration) after exactly len(self) full batches.
         with _frozen_heap() if pipeline.py_start_method == "fork" else contextlib.nullcontext():
             return DALIGenericIterator(pipeline, ["video", "label", "decode_stats"],

@@ -26,7 +26,7 @@ SOURCE_TYPES = {"encoded": types.UINT8, "indices": types.INT32, "label": types.I
 
 
 @pipeline_def
-def video_pipeline(source: ClipSource, clip: ClipConfig, *, decoder: str, output_type: str, read_ahead: int):
+def video_pipeline(source: ClipSource, spec: ClipConfig, *, decoder: str, output_type: str, read_ahead: int):
     """Build the graph; call with DALI Pipeline arguments (batch_size, num_threads, device_id, seed,
     py_num_workers, py_start_method, ...).
 
@@ -34,9 +34,9 @@ def video_pipeline(source: ClipSource, clip: ClipConfig, *, decoder: str, output
     ahead of the decoder.
     """
     video, label, decode_stats = decoded_clips(source, decoder, read_ahead)
-    if clip.train:
-        return _train_views(video, clip, OUTPUT_TYPES[output_type]), label, decode_stats
-    return _eval_views(video, clip, OUTPUT_TYPES[output_type]), label, decode_stats
+    if spec.train:
+        return _train_views(video, spec, OUTPUT_TYPES[output_type]), label, decode_stats
+    return _eval_views(video, spec, OUTPUT_TYPES[output_type]), label, decode_stats
 
 
 def decoded_clips(source: ClipSource, decoder: str, read_ahead: int):
@@ -48,40 +48,40 @@ def decoded_clips(source: ClipSource, decoder: str, read_ahead: int):
     return video, label, decode_stats
 
 
-def _train_views(video, clip: ClipConfig, output_type):
-    video = _multiscale_crop(video, clip)
-    video = _color_augment(video, clip)
-    if clip.rand_augment is not None:
-        num_ops, magnitude = clip.rand_augment
-        video = rand_augment.rand_augment(video, n=num_ops, m=magnitude, shape=[clip.image_size] * 2)
-    mirror = fn.random.coin_flip(probability=0.5) if clip.hflip else 0
-    return _normalize(video, clip, output_type, mirror=mirror)
+def _train_views(video, spec: ClipConfig, output_type):
+    video = _multiscale_crop(video, spec)
+    video = _color_augment(video, spec)
+    if spec.rand_augment is not None:
+        num_ops, magnitude = spec.rand_augment
+        video = rand_augment.rand_augment(video, n=num_ops, m=magnitude, shape=[spec.image_size] * 2)
+    mirror = fn.random.coin_flip(probability=0.5) if spec.hflip else 0
+    return _normalize(video, spec, output_type, mirror=mirror)
 
 
-def _multiscale_crop(video, clip: ClipConfig):
+def _multiscale_crop(video, spec: ClipConfig):
     """Crop (h, w) = scale pair x short side at a random position, resized to image_size squared."""
     shape = video.shape(dtype=types.FLOAT)
     height, width = shape[1], shape[2]
     short_side = dmath.min(height, width)
-    pairs = clip.multiscale_pairs()
+    pairs = spec.multiscale_pairs()
     choice = fn.random.choice(len(pairs))
     keys = list(range(len(pairs)))
     crop_h = fn.lookup_table(choice, keys=keys, values=pairs[:, 0].tolist(), dtype=types.FLOAT) * short_side
     crop_w = fn.lookup_table(choice, keys=keys, values=pairs[:, 1].tolist(), dtype=types.FLOAT) * short_side
     top = fn.random.uniform(range=[0.0, 1.0]) * (height - crop_h)
     left = fn.random.uniform(range=[0.0, 1.0]) * (width - crop_w)
-    return fn.resize(video, size=[clip.image_size, clip.image_size], antialias=True,
+    return fn.resize(video, size=[spec.image_size, spec.image_size], antialias=True,
                      roi_start=fn.stack(top, left), roi_end=fn.stack(top + crop_h, left + crop_w))
 
 
-def _color_augment(video, clip: ClipConfig):
+def _color_augment(video, spec: ClipConfig):
     """ColorJitter with probability p, then grayscale with probability q, as one colour twist.
 
     A skipped jitter uses neutral factors; grayscale is saturation 0 (luma, as torchvision's).
     """
-    brightness, contrast, saturation, hue = clip.color_jitter
-    jitter = fn.cast(fn.random.coin_flip(probability=clip.color_jitter_prob), dtype=types.FLOAT)
-    keep_color = fn.cast(fn.random.coin_flip(probability=1.0 - clip.grayscale_prob), dtype=types.FLOAT)
+    brightness, contrast, saturation, hue = spec.color_jitter
+    jitter = fn.cast(fn.random.coin_flip(probability=spec.color_jitter_prob), dtype=types.FLOAT)
+    keep_color = fn.cast(fn.random.coin_flip(probability=1.0 - spec.grayscale_prob), dtype=types.FLOAT)
 
     def shift(strength):  # a zero strength is a constant: DALI rejects an empty uniform range
         return jitter * fn.random.uniform(range=[-strength, strength]) if strength > 0 else 0.0
@@ -90,22 +90,22 @@ def _color_augment(video, clip: ClipConfig):
                           saturation=(1.0 + shift(saturation)) * keep_color, hue=shift(hue * 360.0))
 
 
-def _eval_views(video, clip: ClipConfig, output_type):
+def _eval_views(video, spec: ClipConfig, output_type):
     """Short-side resize, then one centre crop or three crops along the long side."""
-    video = fn.resize(video, resize_shorter=clip.eval_short_side, antialias=True)
+    video = fn.resize(video, resize_shorter=spec.eval_short_side, antialias=True)
     shape = video.shape(dtype=types.FLOAT)
     landscape = fn.cast(shape[2] >= shape[1], dtype=types.FLOAT)
     views = []
-    for position in clip.crop_positions():
+    for position in spec.crop_positions():
         along_long_side = position - 0.5
-        views.append(_normalize(video, clip, output_type, crop=(clip.image_size, clip.image_size),
+        views.append(_normalize(video, spec, output_type, crop=(spec.image_size, spec.image_size),
                                 crop_pos_x=0.5 + landscape * along_long_side,
                                 crop_pos_y=0.5 + (1.0 - landscape) * along_long_side))
     return fn.stack(*views)
 
 
-def _normalize(video, clip: ClipConfig, output_type, **crop_and_mirror):
+def _normalize(video, spec: ClipConfig, output_type, **crop_and_mirror):
     return fn.crop_mirror_normalize(video, dtype=output_type, output_layout="FCHW",
-                                    mean=[255.0 * m for m in clip.mean], std=[255.0 * s for s in clip.std],
+                                    mean=[255.0 * m for m in spec.mean], std=[255.0 * s for s in spec.std],
                                     **crop_and_mirror)
 

@@ -3,31 +3,30 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Sequence, Union
+from typing import Any, Sequence, Union
 
 import torch
 
-from pipelines.config import CLIP_MEAN, CLIP_STD, COLOR_JITTER, MULTISCALE_SCALES, ClipConfig
+from pipelines.config import CLIP_MEAN, CLIP_STD, ClipConfig
 from pipelines.errors import ShardError
+from pipelines.loader_config import DECODE_DEVICES, LoaderConfig
 from pipelines.pyav_decode import probe_codec
 from pipelines.shard_format import GPU_ONLY_CODECS
 from pipelines.shards import ShardSet, open_shards
 
-BACKENDS = ("auto", "dali", "baseline")
-DECODE_DEVICES = ("auto", "gpu", "cpu")
 ShardSource = Union[ShardSet, str, os.PathLike, Sequence[Union[str, os.PathLike]]]
 
 
-def build_loader(shards: ShardSource, mode: str, *, batch_size: int, num_frames: int = 8, image_size: int = 224,
-                 mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD, rank: int = 0,
-                 world_size: int = 1, seed: int = 0, epoch: int = 0, decode_device: str = "auto",
-                 num_threads: int = 2, prefetch: int = 2, dtype: str | torch.dtype = "float32", hflip: bool = True,
-                 num_clips: int = 1, num_crops: int = 1, frame_interval: int | None = None,
-                 rand_augment: Sequence[int] | None = None, scales: Sequence[float] = MULTISCALE_SCALES,
-                 color_jitter: Sequence[float] = COLOR_JITTER, color_jitter_prob: float = 0.8,
-                 grayscale_prob: float = 0.2, shuffle_buffer: int = 1024, sparse_decode: bool = True,
-                 split: str | None = None, backend: str = "dali", device_id: int | None = None):
+def build_loader(shards: ShardSource, mode: str, config: LoaderConfig | None = None, *, rank: int = 0,
+                 world_size: int = 1, seed: int = 0, epoch: int = 0, mean: Sequence[float] = CLIP_MEAN,
+                 std: Sequence[float] = CLIP_STD, dtype: str | torch.dtype = "float32", num_clips: int = 1,
+                 num_crops: int = 1, split: str | None = None, device_id: int | None = None, **settings: Any):
     """A loader over `shards` (manifest, shard folder, tar list or ShardSet) for one rank.
+
+    `config` (default LoaderConfig()) holds the loader's settings, the run config's `data` section;
+    `settings` are LoaderConfig fields set over it (`build_loader(shards, "val", batch_size=4, num_frames=8)`).
+    The rest come from elsewhere in a run: `mean`/`std` from the image tower, `dtype` from the engine's
+    precision, `num_clips` x `num_crops` views per video from the test protocol.
 
     Returns a DaliVideoLoader, or with backend="baseline" (or "auto" without DALI installed) a
     BaselineVideoLoader; both have `len()`, `set_epoch(e)`, `.shards` (the ShardSet: classes,
@@ -38,29 +37,28 @@ def build_loader(shards: ShardSource, mode: str, *, batch_size: int, num_frames:
     frame up to the last sampled one); the baseline decodes from the start as conventional loaders do,
     and shuffles in a buffer of `shuffle_buffer` samples (DALI draws a permutation of the rank's range).
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    clip = ClipConfig(mode=mode, num_frames=num_frames, frame_interval=frame_interval, image_size=image_size,
-                      mean=tuple(mean), std=tuple(std), hflip=hflip, scales=tuple(scales),
-                      color_jitter=tuple(color_jitter), color_jitter_prob=color_jitter_prob,
-                      grayscale_prob=grayscale_prob,
-                      rand_augment=None if rand_augment is None else tuple(rand_augment),
-                      num_clips=num_clips, num_crops=num_crops)
+    base = config or LoaderConfig()
+    config = LoaderConfig.model_validate({**{name: getattr(base, name) for name in LoaderConfig.model_fields},
+                                          **settings})
+    spec = ClipConfig(mode=mode, num_frames=config.num_frames, frame_interval=config.frame_interval,
+                      image_size=config.image_size, mean=tuple(mean), std=tuple(std), hflip=config.flip,
+                      scales=tuple(config.scales), color_jitter=config.color_jitter,
+                      color_jitter_prob=config.color_jitter_prob, grayscale_prob=config.grayscale_prob,
+                      rand_augment=config.rand_augment, num_clips=num_clips, num_crops=num_crops)
     shard_set = shards if isinstance(shards, ShardSet) else open_shards(shards, split=split)
     if torch.cuda.is_available() and device_id is None:
         device_id = torch.cuda.current_device()
     output_device = None if device_id is None else torch.device("cuda", device_id)
-    common = dict(batch_size=batch_size, rank=rank, world_size=world_size, seed=seed, epoch=epoch, prefetch=prefetch,
-                  dtype=dtype, shuffle_buffer=shuffle_buffer, output_device=output_device)
-    if backend != "baseline" and _dali_missing(backend):
-        backend = "baseline"
-    if backend == "baseline":
+    common = dict(batch_size=config.batch_size, rank=rank, world_size=world_size, seed=seed, epoch=epoch,
+                  prefetch=config.prefetch, dtype=dtype, shuffle_buffer=config.shuffle_buffer,
+                  output_device=output_device)
+    if config.backend == "baseline" or _dali_missing(config.backend):
         from pipelines.baseline import BaselineVideoLoader
-        return BaselineVideoLoader(shard_set, clip, num_workers=num_threads, **common)
+        return BaselineVideoLoader(shard_set, spec, num_workers=config.workers, **common)
     from pipelines.dali_loader import DaliVideoLoader
-    decoder = resolve_decoder(decode_device, shard_set)
-    return DaliVideoLoader(shard_set, clip, decoder=decoder, device_id=device_id, num_threads=num_threads,
-                           sparse=sparse_decode, **common)
+    decoder = resolve_decoder(config.decode_device, shard_set)
+    return DaliVideoLoader(shard_set, spec, decoder=decoder, device_id=device_id, num_threads=config.workers,
+                           sparse=config.sparse_decode, **common)
 
 
 def resolve_decoder(decode_device: str, shards: ShardSet) -> str:

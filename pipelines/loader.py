@@ -10,9 +10,9 @@ from pipelines.epoch import EpochPlan
 class EpochLoader:
     """What both loaders share: one rank's epoch plan, `set_epoch(e)` (as with DistributedSampler) and `len()`."""
 
-    def __init__(self, shards, clip, *, batch_size: int, rank: int, world_size: int, seed: int, epoch: int,
+    def __init__(self, shards, spec, *, batch_size: int, rank: int, world_size: int, seed: int, epoch: int,
                  prefetch: int, dtype, shuffle_buffer: int, output_device) -> None:
-        self.shards, self.clip, self.batch_size = shards, clip, batch_size
+        self.shards, self.spec, self.batch_size = shards, spec, batch_size
         self.rank, self.world_size, self.seed = rank, world_size, seed
         self.prefetch, self.shuffle_buffer = prefetch, shuffle_buffer
         self.dtype = torch_dtype(dtype)
@@ -22,7 +22,7 @@ class EpochLoader:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
         self.plan = EpochPlan(self.shards.num_samples, self.batch_size, self.rank, self.world_size, epoch,
-                              self.clip.train)
+                              self.spec.train)
 
     def __len__(self) -> int:
         return self.plan.num_batches

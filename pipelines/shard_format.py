@@ -1,8 +1,8 @@
 """The shard format, in one place for the tools that write shards and the loaders that read them.
 
 A sample is the tar members `<key>.<component>` for COMPONENTS; its key has no dot and ends in its
-9-digit position in the split's shuffled order. `.info` is little-endian int32 [label, num_frames,
-height, width] (DALI reads it without Python), and num_frames is exactly what a decoder returns. Every
+9-digit position in the split's shuffled order. `.info` is little-endian int32 [label, video_frames,
+height, width] (DALI reads it without Python), and video_frames is exactly what a decoder returns. Every
 tar has a DALI webdataset index (`.idx`, "v1.2": a header `v1.2 <samples>`, then per sample the fields
 `component offset size member` of each component).
 """
@@ -16,7 +16,7 @@ import numpy as np
 COMPONENTS = ("mp4", "cls", "info", "json")
 # What the loaders read of a sample: the video and its .info record.
 LOADER_COMPONENTS = ("mp4", "info")
-INFO_FIELDS = ("label", "num_frames", "height", "width")
+INFO_FIELDS = ("label", "video_frames", "height", "width")
 INDEX_VERSION = "v1.2"
 KEY_DIGITS = 9
 # Codecs DALI decodes on the CPU; the others need NVDEC (device="mixed").
@@ -28,8 +28,8 @@ class FormatError(ValueError):
     """A file that does not follow the shard format; the message names the file."""
 
 
-def encode_info(label: int, num_frames: int, height: int, width: int) -> bytes:
-    return np.array([label, num_frames, height, width], dtype="<i4").tobytes()
+def encode_info(label: int, video_frames: int, height: int, width: int) -> bytes:
+    return np.array([label, video_frames, height, width], dtype="<i4").tobytes()
 
 
 def decode_info(raw: bytes) -> dict[str, int]:

@@ -31,8 +31,8 @@ class ClipSource:
     sample, for a video that cannot be demuxed.
     """
 
-    def __init__(self, shards: ShardSet, clip: ClipConfig, plan: EpochPlan, seed: int, *, sparse: bool = True) -> None:
-        self.shards, self.clip, self.sparse = shards, clip, sparse
+    def __init__(self, shards: ShardSet, spec: ClipConfig, plan: EpochPlan, seed: int, *, sparse: bool = True) -> None:
+        self.shards, self.spec, self.sparse = shards, spec, sparse
         self.seed = epoch_seed(seed, plan.epoch, plan.rank)
         self.positions = plan.positions(self.seed)
         self._files: dict[int, int] = {}
@@ -44,11 +44,11 @@ class ClipSource:
         if sample_info.idx_in_epoch >= len(self.positions):
             raise StopIteration
         position = int(self.positions[sample_info.idx_in_epoch])
-        video, label, num_frames = self.read(position)
-        clip = self.clip
-        indices = sample_frame_indices(num_frames, clip.num_frames, train=clip.train,
-                                       rng=np.random.default_rng([self.seed, position]), num_clips=clip.num_clips,
-                                       frame_interval=clip.frame_interval)
+        video, label, video_frames = self.read(position)
+        spec = self.spec
+        indices = sample_frame_indices(video_frames, spec.num_frames, train=spec.train,
+                                       rng=np.random.default_rng([self.seed, position]), num_clips=spec.num_clips,
+                                       frame_interval=spec.frame_interval)
         try:
             selected = select_gops(video, indices) if self.sparse else _whole(video, indices)
         except (av.error.FFmpegError, ValueError, IndexError) as error:
@@ -57,7 +57,7 @@ class ClipSource:
                 np.array([selected.decoded_frames, selected.sparse], dtype=np.int32))
 
     def read(self, position: int) -> tuple[bytes, int, int]:
-        """(.mp4 bytes, label, num_frames) of the sample at reading-order `position`."""
+        """(.mp4 bytes, label, video_frames) of the sample at reading-order `position`."""
         tar_number = self.shards.tar_number(position)
         if tar_number not in self._files:
             self._files[tar_number] = os.open(self.shards.tars[tar_number], os.O_RDONLY)

@@ -67,10 +67,10 @@ def count_packets(data: bytes) -> int:
     """Frames of the first video stream, from its packets (no decoding)."""
     with av.open(io.BytesIO(data)) as container:
         stream = container.streams.video[0]
-        frames = sum(1 for packet in container.demux(stream) if packet.size)
-    if frames == 0:
+        video_frames = sum(1 for packet in container.demux(stream) if packet.size)
+    if video_frames == 0:
         raise ValueError("the video has no frames")
-    return frames
+    return video_frames
 
 
 def _remux(data: bytes, wanted: np.ndarray) -> SparseClip:

@@ -122,16 +122,17 @@ def encode_one(task: EncodeTask) -> Sample | dict:
     except Exception as error:  # a decoder can fail in ways PyAV does not classify; report, never stop the build
         return {"position": task.position, "key": task.key, "path": task.video.path,
                 "reason": "undecodable", "detail": f"{type(error).__name__}: {error}"}
+    # The .json keys are the on-disk format: "num_frames" is the video's length, as old shards have it.
     meta = {
         "key": task.key, "label": task.label, "label_name": task.label_name, "split": task.video.split,
         "source": task.video.path, "source_id": task.video.source_id, "fps": encoded.fps,
-        "duration": round(encoded.duration, 4), "num_frames": encoded.num_frames,
+        "duration": round(encoded.duration, 4), "num_frames": encoded.video_frames,
         "height": encoded.height, "width": encoded.width, "source_fps": encoded.source_fps,
         "source_size": list(encoded.source_size), "time_window": list(window) if window else None,
         "encode": {"codec": task.options.codec, "gop": task.options.gop, "short_side": task.options.short_side,
                    "fps_cap": task.options.fps_cap, "crf": task.options.crf},
     }
-    return Sample(task.key, encoded.data, task.label, encoded.num_frames, encoded.height, encoded.width, meta)
+    return Sample(task.key, encoded.data, task.label, encoded.video_frames, encoded.height, encoded.width, meta)
 
 
 def finished_shards(out: Path, name: str, split: str) -> dict[int, list[int]]:
@@ -193,7 +194,7 @@ def split_statistics(out: Path, name: str, split: str, classes: list[str]) -> di
             for components in entries.values():
                 info = decode_info(read_member(handle, *components["info"]))
                 counts[info["label"]] += 1
-                frames.append(info["num_frames"])
+                frames.append(info["video_frames"])
                 sizes[f"{info['width']}x{info['height']}"] += 1
         keys = list(entries)
         shards.append({"tar": tar_path.name, "idx": idx_path.name, "samples": len(keys),

@@ -56,7 +56,7 @@ class EncodeOptions:
 @dataclass(frozen=True)
 class EncodedVideo:
     data: bytes
-    num_frames: int
+    video_frames: int
     height: int
     width: int
     fps: float
@@ -147,7 +147,7 @@ def reencode(path: str, options: EncodeOptions, window: tuple[float, float] | No
     if written < options.min_frames:
         raise VideoRejected("too-short", f"{path}: {written} frames < --min-frames {options.min_frames}")
     data = buffer.getvalue()
-    num_frames = count_frames(data)
-    return EncodedVideo(data, num_frames, height, width, float(out_rate), num_frames / float(out_rate),
+    video_frames = count_frames(data)
+    return EncodedVideo(data, video_frames, height, width, float(out_rate), video_frames / float(out_rate),
                         float(source_rate), source_size)
 

@@ -18,7 +18,7 @@ class Sample:
     key: str
     video: bytes
     label: int
-    num_frames: int
+    video_frames: int
     height: int
     width: int
     meta: dict
@@ -60,7 +60,7 @@ class ShardWriter:
         members = {
             "mp4": sample.video,
             "cls": str(sample.label).encode(),
-            "info": encode_info(sample.label, sample.num_frames, sample.height, sample.width),
+            "info": encode_info(sample.label, sample.video_frames, sample.height, sample.width),
             "json": json.dumps(sample.meta, sort_keys=True).encode(),
         }
         for extension, data in members.items():

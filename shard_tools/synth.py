@@ -205,7 +205,7 @@ def make_video(out_dir: Path, job: VideoJob) -> int:
     partial_path = path.with_name(path.name + ".part")
     encode_h264(video, scene.fps, partial_path)
     os.replace(partial_path, path)
-    return scene.num_frames
+    return scene.video_frames
 
 
 def _write_tables(out_dir: Path, jobs: list[VideoJob], seen: list[ClassSpec], held_out: list[ClassSpec]) -> list[Path]:

@@ -121,12 +121,12 @@ def _upsample_matrix(size: int, cells: int) -> np.ndarray:
 
 def render_frames(scene: Scene, background: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """All frames of `scene` over `background` with light temporal noise, uint8 planar RGB (3, T, H, W)."""
-    video = _noisy_background(background, scene.num_frames, rng)
+    video = _noisy_background(background, scene.video_frames, rng)
     _draw_object(video, scene)
     return video
 
 
-def _noisy_background(background: np.ndarray, num_frames: int, rng: np.random.Generator) -> np.ndarray:
+def _noisy_background(background: np.ndarray, video_frames: int, rng: np.random.Generator) -> np.ndarray:
     """Repeat the background (3, H, W) per frame plus +-amplitude noise, (3, T, H, W).
 
     One noise field twice the frame size is drawn per clip and each frame reads it at a random
@@ -135,11 +135,11 @@ def _noisy_background(background: np.ndarray, num_frames: int, rng: np.random.Ge
     _, height, width = background.shape
     amplitude = int(rng.integers(0, 3))
     if amplitude == 0:
-        return np.array(np.broadcast_to(background[:, None], (3, num_frames, height, width)))
+        return np.array(np.broadcast_to(background[:, None], (3, video_frames, height, width)))
     base = np.clip(background, amplitude, 255 - amplitude) - np.uint8(amplitude)
     noise = rng.integers(0, 2 * amplitude + 1, (3, 2 * height, 2 * width), dtype=np.uint8)
-    offsets = rng.integers(0, (height, width), (num_frames, 2))
-    video = np.empty((3, num_frames, height, width), np.uint8)
+    offsets = rng.integers(0, (height, width), (video_frames, 2))
+    video = np.empty((3, video_frames, height, width), np.uint8)
     for frame, (dy, dx) in enumerate(offsets):
         np.add(base, noise[:, dy : dy + height, dx : dx + width], out=video[:, frame])
     return video
@@ -151,7 +151,7 @@ def _draw_object(video: np.ndarray, scene: Scene) -> None:
     Works on one square window per frame that follows the object, so the cost scales with the
     object, not the frame.
     """
-    _, num_frames, height, width = video.shape
+    _, video_frames, height, width = video.shape
     geometry = SHAPES[scene.shape]
     radius = (scene.diameter / 2).astype(np.float32)
     window = min(int(np.ceil(radius.max() * 2)) + 4, height, width)

@@ -77,7 +77,7 @@ class Scene:
     visible: np.ndarray  # 1.0 drawn, 0.0 hidden
 
     @property
-    def num_frames(self) -> int:
+    def video_frames(self) -> int:
         return len(self.centre_x)
 
 
@@ -109,13 +109,13 @@ def sample_scene(
     short = 2 * int(rng.integers((size[0] + 1) // 2, size[1] // 2 + 1))
     long = max(short, int(short * rng.uniform(1.0, 4 / 3)) // 2 * 2)
     height, width = (short, long) if rng.random() < 0.75 else (long, short)
-    num_frames = int(rng.integers(frames[0], frames[1] + 1))
+    video_frames = int(rng.integers(frames[0], frames[1] + 1))
     fps = int(rng.choice(FRAME_RATES))
     shape = spec.shape or str(rng.choice(list(SHAPES)))
     colour = COLOURS[spec.colour or str(rng.choice(list(COLOURS)))]
     fill = tuple(int(c) for c in np.clip(np.array(colour) + rng.integers(-COLOUR_JITTER, COLOUR_JITTER + 1, 3), 0, 255))
 
-    t = np.linspace(0.0, 1.0, num_frames)
+    t = np.linspace(0.0, 1.0, video_frames)
     if spec.motion in TIME_REVERSED:
         t = t[::-1]
     x, y, diameter, angle, visible = _TRAJECTORIES[TIME_REVERSED.get(spec.motion, spec.motion)](rng, t)

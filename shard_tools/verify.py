@@ -124,15 +124,15 @@ def check_sample(parts: dict[str, bytes], count_with_dali, num_classes: int | No
         issues.append(f".cls says {label} but .info says {info['label']}")
     if num_classes is not None and not 0 <= label < num_classes:
         issues.append(f"label {label} outside 0..{num_classes - 1}")
-    if meta.get("num_frames") != info["num_frames"]:
-        issues.append(f".json num_frames {meta.get('num_frames')} != .info {info['num_frames']}")
+    if meta.get("num_frames") != info["video_frames"]:  # the .json keeps its on-disk key "num_frames"
+        issues.append(f".json num_frames {meta.get('num_frames')} != .info {info['video_frames']}")
     codec = meta.get("encode", {}).get("codec", "vp9")
     try:
         decoded = count_with_dali(parts["mp4"]) if codec in count_with_dali.codecs else count_frames(parts["mp4"])
     except Exception as error:  # any decoder failure is the finding, reported against the sample
         return issues + [f"does not decode ({codec}): {decoder_message(error)}"]
-    if decoded != info["num_frames"]:
-        issues.append(f"decoder returns {decoded} frames, .info says {info['num_frames']}")
+    if decoded != info["video_frames"]:
+        issues.append(f"decoder returns {decoded} frames, .info says {info['video_frames']}")
     return issues
 
 

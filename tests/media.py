@@ -15,10 +15,10 @@ def frame_image(index: int, width: int, height: int) -> np.ndarray:
     return image
 
 
-def write_video(path: Path, num_frames: int, width: int = 96, height: int = 64, fps: int = 25,
+def write_video(path: Path, video_frames: int, width: int = 96, height: int = 64, fps: int = 25,
                 codec: str = "libx264", pix_fmt: str = "yuv420p", audio: bool = False, gop: int | None = None,
                 options: dict[str, str] | None = None) -> Path:
-    """Encode `num_frames` frames of `frame_image` (keyframe every `gop`, encoder `options`); optionally with
+    """Encode `video_frames` frames of `frame_image` (keyframe every `gop`, encoder `options`); optionally with
     an AAC audio track."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
@@ -27,7 +27,7 @@ def write_video(path: Path, num_frames: int, width: int = 96, height: int = 64, 
         if gop is not None:
             stream.codec_context.gop_size = gop
         sound = container.add_stream("aac", rate=16000) if audio else None
-        for index in range(num_frames):
+        for index in range(video_frames):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame_image(index, width, height), format="rgb24")))
             if sound is not None:
                 chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")

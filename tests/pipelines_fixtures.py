@@ -77,7 +77,7 @@ def ramp_shards(root: Path, codec: str = "vp9") -> Path:
 
 
 def sample_records(shards: Path, split: str) -> dict[str, tuple[int, int, int, int]]:
-    """key -> (label, num_frames, height, width) read from the shards' .info members."""
+    """key -> (label, video_frames, height, width) read from the shards' .info members."""
     records = {}
     for tar in sorted(shards.glob(f"synth-{split}-*.tar")):
         with tarfile.open(tar) as archive:

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import codecs, headline
+from benchmarks import codecs, report as reports
 from benchmarks.cli import main as bench_main
 from benchmarks.data import BenchmarkError
-from benchmarks.report import markdown
 from benchmarks.settings import resolve
 from benchmarks.stats import summarize
-from benchmarks.trainer import overrides
+from benchmarks.trainer import training_config
 
 REPO = Path(__file__).resolve().parents[1]
 SECTIONS = ("loader", "step", "e2e", "codecs", "lengths", "build")
@@ -252,17 +251,19 @@ def test_settings_precedence_preset_then_training_config_then_flags(tmp_path):
     config = tmp_path / "train.yaml"
     config.write_text("data:\n  batch_size: 7\n  num_segments: 16\nnetwork:\n  arch: ViT-Tiny-16\n")
     settings = resolve("smoke", config, {"num_frames": 4, "threads": None})
-    assert (settings.batch_size, settings.num_frames, settings.arch) == (7, 4, "ViT-Tiny-16")
+    run = settings.run
+    assert (run.data.batch_size, run.data.num_frames, run.network.arch) == (7, 4, "ViT-Tiny-16")
     # Every loader/model key comes from the training config, its defaults included (data.workers: 4) ...
-    assert settings.threads == 4 and settings.precision == "bf16"
+    assert run.data.workers == 4 and run.deepspeed.precision == "bf16"
     # ... and everything else from the preset.
     assert settings.loader_repeats == 2 and settings.videos_per_class == 1
-    assert resolve("cpu", None, {}).arch == "ViT-B-32"
+    assert resolve("cpu", None, {}).run.network.arch == "ViT-B-32"
+    assert resolve("cpu", None, {}, ["data.sparse_decode=false"]).run.data.sparse_decode is False
 
 
 @pytest.mark.parametrize("argv, message", [
     (["loader", "--preset", "smoke", "--shards", "/no/such/shards"], "--shards /no/such/shards does not exist"),
-    (["step", "--preset", "smoke", "--batch-size", "0"], "--batch-size must be >= 1"),
+    (["step", "--preset", "smoke", "--batch-size", "0"], "--batch-size 0: 'data.batch_size' must be >= 1"),
     (["loader", "--preset", "smoke", "--cpus", "999"], "--cpus must be in"),
     (["step", "--preset", "smoke", "--sections", "loader"], "--sections goes with the report command"),
 ])
@@ -271,15 +272,14 @@ def test_bad_settings_exit_2_naming_the_flag(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_e2e_overrides_are_valid_training_config_keys(tmp_path):
-    from training.config import load_config
-
-    settings = resolve("smoke", None, {})
-    config = load_config(None, overrides(settings, tmp_path / "shards", str(tmp_path / "exp")))
-    assert config["data"]["batch_size"] == settings.batch_size
-    assert config["data"]["num_segments"] == settings.num_frames
-    assert config["network"]["arch"] == "ViT-Tiny-16" and config["network"]["pretrained"] == "none"
-    assert config["data"]["val_shards"] is None and config["deepspeed"]["precision"] == "bf16"
+def test_benchmark_runs_set_the_training_config_they_were_given(tmp_path):
+    settings = resolve("smoke", None, {"batch_size": 3})
+    config = training_config(settings, tmp_path / "shards", tmp_path / "exp", print_freq=2)
+    assert config.data.batch_size == 3 == settings.run.data.batch_size
+    assert config.data.num_frames == settings.run.data.num_frames == 4
+    assert config.network.arch == "ViT-Tiny-16" and config.network.pretrained == "none"
+    assert config.data.val_shards is None and config.deepspeed.precision == "bf16"
+    assert config.data.train_shards == str(tmp_path / "shards") and config.logging.print_freq == 2
 
 
 def test_summary_and_headline_arithmetic():
@@ -305,16 +305,16 @@ def test_summary_and_headline_arithmetic():
                 "lengths": {"status": "ok", "rows": lengths}}
     settings = {"arch": "ViT-B-32", "num_frames": 8, "precision": "bf16", "shard_codec": "vp9", "shard_gop": 16,
                 "shard_short_side": 256}
-    head = headline.compute(sections, settings, {"gpu": {"name": "NVIDIA H100 80GB HBM3"}})
+    head = reports.compute(sections, settings, {"gpu": {"name": "NVIDIA H100 80GB HBM3"}})
     assert head["dali_vs_baseline"] == 3.0 and head["overlap_efficiency"] == pytest.approx(0.9)
     assert head["bottleneck"] == "model step" and head["e2e_mfu"] == pytest.approx(0.18)
     assert (head["sparse_vs_dense"], head["sparse_vs_dense_long"], head["long_vs_short_cost"]) == (1.5, 3.5, 2.5)
     assert head["decode_vs_limit"] == 1.2 and head["best_peer"] == "torchcodec"
     assert head["dali_vs_best_peer"] == pytest.approx(0.75)
-    assert headline.verdicts(head) == {"dali_vs_baseline": True, "sparse_vs_dense": True, "sparse_vs_dense_long": True,
-                                       "long_vs_short_cost": False, "decode_vs_limit": True, "dali_vs_best_peer": True,
-                                       "overlap_efficiency": True, "e2e_clips_per_s": False}
-    assert "model step is the bottleneck" in headline.where_time_goes(head)
+    assert reports.verdicts(head) == {"dali_vs_baseline": True, "sparse_vs_dense": True, "sparse_vs_dense_long": True,
+                                      "long_vs_short_cost": False, "decode_vs_limit": True, "dali_vs_best_peer": True,
+                                      "overlap_efficiency": True, "e2e_clips_per_s": False}
+    assert "model step is the bottleneck" in reports.where_time_goes(head)
 
 
 def test_failed_section_is_reported_with_its_reason():
@@ -322,7 +322,7 @@ def test_failed_section_is_reported_with_its_reason():
     machine = {"gpu": None, "cpu": "x", "cpus_usable": 1, "cpu_count": 1, "memory_gib": 1, "os": "Linux",
                "revision": None, "libraries": {}}
     report = {"name": "t", "created": "2026-01-01T00:00:00", "note": "", "command": ["python -m benchmarks", "e2e"],
-              "headline": headline.compute(sections, {}, machine), "where_time_goes": "", "machine": machine,
+              "headline": reports.compute(sections, {}, machine), "where_time_goes": "", "machine": machine,
               "settings": {}, "data": {}, "sections": sections}
-    text = markdown(report, [])
+    text = reports.markdown(report, [])
     assert "| error | trainer not available: module training.train is missing |" in text

@@ -15,13 +15,13 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("path", sorted(str(p.relative_to(REPO)) for p in (REPO / "configs").rglob("*.yaml")))
 def test_every_shipped_config_loads(path):
     config = load_config(REPO / path)
-    assert config["data"]["num_segments"] in (4, 8, 16, 32)
+    assert config.data.num_frames in (4, 8, 16, 32)
 
 
 def test_overrides_parse_values_and_name_bad_keys(tmp_path):
     config = load_config(REPO / "configs/k400.yaml", ["solver.lr=1e-5", "data.scales=[1.0, 0.5]",
                                                        "network.tsm=true", "deepspeed.config.zero_optimization.stage=2"])
-    assert config["solver"]["lr"] == 1e-5 and config["data"]["scales"] == [1.0, 0.5] and config["network"]["tsm"]
+    assert config.solver.lr == 1e-5 and config.data.scales == [1.0, 0.5] and config.network.tsm
     with pytest.raises(ConfigError, match=r"unknown key 'network.sim_headr'; did you mean 'network.sim_header'"):
         load_config(REPO / "configs/k400.yaml", ["network.sim_headr=meanP"])
     with pytest.raises(ConfigError, match=r"'network.sim_header' must be one of"):

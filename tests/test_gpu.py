@@ -18,7 +18,7 @@ from training_fixtures import launch, records, settings, training_shards
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (NVDEC decoding, CUDA training)")]
-SMALL = dict(batch_size=3, num_frames=6, image_size=32, num_threads=2)
+SMALL = dict(batch_size=3, num_frames=6, image_size=32, workers=2)
 STEPS = 21  # 3 whole epochs of 7 steps: a run stopped inside an epoch writes no checkpoint
 
 
@@ -96,7 +96,7 @@ def test_multi_view_test_and_predict_on_the_gpu(cuda_trained, shards, tmp_path):
         accelerator="cuda")
     assert tested.returncode == 0, tested.stderr[-3000:]
     assert "top-1" in tested.stdout
-    video = write_video(tmp_path / "clip.mp4", num_frames=30, width=96, height=64, codec="libx264")
+    video = write_video(tmp_path / "clip.mp4", video_frames=30, width=96, height=64, codec="libx264")
     predicted = launch("predict", "--checkpoint", checkpoint, video, accelerator="cuda")
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     assert "clip.mp4" in predicted.stdout

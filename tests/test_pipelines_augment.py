@@ -46,7 +46,7 @@ def test_train_batch_shapes_dtypes_and_normalised_range(shards, dtype):
 
 
 def test_crop_and_flip_are_shared_by_all_frames_of_a_clip(shards):
-    clips = train_clips(shards, epochs=(0, 1, 2), hflip=True, **RAW, **NO_COLOR)
+    clips = train_clips(shards, epochs=(0, 1, 2), flip=True, **RAW, **NO_COLOR)
     red, green = clips[:, :, 0], clips[:, :, 1]  # x and y gradients: identical in every source frame
     # Same window for every frame: the spatial gradients agree frame to frame (codec noise aside).
     assert (red - red[:, :1]).abs().amax(dim=(1, 2, 3)).max() <= 12
@@ -60,7 +60,7 @@ def test_crop_and_flip_are_shared_by_all_frames_of_a_clip(shards):
 
 
 def test_flip_off_keeps_orientation(shards):
-    clips = train_clips(shards, epochs=(0, 1, 2), hflip=False, **RAW, **NO_COLOR)
+    clips = train_clips(shards, epochs=(0, 1, 2), flip=False, **RAW, **NO_COLOR)
     red = clips[:, :, 0]
     assert (red[..., 0].mean(dim=(1, 2)) < red[..., -1].mean(dim=(1, 2))).all()
 
@@ -85,6 +85,6 @@ def test_grayscale_always_gives_equal_channels(shards):
 @pytest.mark.parametrize("backend", ["dali", "baseline"])
 def test_rand_augment_runs_on_sequences(shards, backend):
     loader = build_loader(shards, "train", split="train", batch_size=4, num_frames=4, image_size=32,
-                          rand_augment=(2, 9), backend=backend, num_threads=0 if backend == "baseline" else 2)
+                          randaug={"N": 2, "M": 9}, backend=backend, workers=0 if backend == "baseline" else 2)
     batch = next(iter(loader))
     assert batch["video"].shape == (4, 4, 3, 32, 32) and torch.isfinite(batch["video"]).all()

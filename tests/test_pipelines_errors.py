@@ -85,7 +85,7 @@ def test_corrupt_sample_is_named_with_its_shard(shards, tmp_path, whole_file, mo
 
 def test_baseline_names_corrupt_sample_too(shards, tmp_path):
     tar, key = corrupt_copy(shards, tmp_path / "shards", sample=2, whole_file=False)
-    loader = build_loader(tmp_path / "shards", "val", split="val", backend="baseline", num_threads=0, **SMALL)
+    loader = build_loader(tmp_path / "shards", "val", split="val", backend="baseline", workers=0, **SMALL)
     with pytest.raises(CorruptSampleError, match=f"'{key}' in shard {tar}"):
         list(loader)
 
@@ -106,5 +106,5 @@ def test_h264_needs_gpu_decoding_and_says_so_at_start(tmp_path_factory):
     with pytest.raises(ShardError, match="h264.*only on a GPU"):
         build_loader(sorted(h264.glob("synth-val-*.tar")), "val", decode_device="cpu", **SMALL)
     # The PyAV baseline decodes H.264 on the CPU.
-    batch = next(iter(build_loader(h264, "val", split="val", backend="baseline", num_threads=0, **SMALL)))
+    batch = next(iter(build_loader(h264, "val", split="val", backend="baseline", workers=0, **SMALL)))
     assert batch["video"].shape == (2, 4, 3, 32, 32)

@@ -25,14 +25,14 @@ def decoded_frame_numbers(batch) -> np.ndarray:
     return frame_number(batch["video"][:, :, 2].float().mean(dim=(-1, -2)).numpy())
 
 
-@pytest.mark.parametrize("num_frames, varies", [(30, True), (17, True), (8, False), (5, True)])
-def test_train_indices_fall_one_per_segment_and_vary(num_frames, varies):
-    clip_len = 8
-    draws = np.stack([sample_frame_indices(num_frames, clip_len, train=True, rng=np.random.default_rng(seed))
+@pytest.mark.parametrize("video_frames, varies", [(30, True), (17, True), (8, False), (5, True)])
+def test_train_indices_fall_one_per_segment_and_vary(video_frames, varies):
+    num_frames = 8
+    draws = np.stack([sample_frame_indices(video_frames, num_frames, train=True, rng=np.random.default_rng(seed))
                       for seed in range(50)])
-    segment = np.arange(clip_len)
-    low = np.floor(segment * num_frames / clip_len)
-    high = np.ceil((segment + 1) * num_frames / clip_len) - 1
+    segment = np.arange(num_frames)
+    low = np.floor(segment * video_frames / num_frames)
+    high = np.ceil((segment + 1) * video_frames / num_frames) - 1
     assert ((draws >= low) & (draws <= high)).all()
     assert (np.diff(draws, axis=1) >= 0).all()
     # With one frame per segment (N == T) there is nothing to draw.
@@ -45,16 +45,16 @@ def test_val_indices_are_segment_centres_and_short_videos_repeat():
     assert sample_frame_indices(3, 8, train=False).tolist() == [0, 0, 0, 1, 1, 2, 2, 2]
 
 
-def test_eval_indices_are_exact_for_every_length_clip_len_and_view_count():
+def test_eval_indices_are_exact_for_every_video_length_clip_length_and_view_count():
     """floor((t + (c + 1/2) / clips) * N / T) in exact arithmetic; float32 gave 54 for 55 at N=120, T=4, 3 clips."""
     assert sample_frame_indices(120, 4, train=False, num_clips=3).tolist()[8:] == [25, 55, 85, 115]
-    for num_frames in range(1, 130):
-        for clip_len in (1, 3, 4, 8, 16):
+    for video_frames in range(1, 130):
+        for num_frames in (1, 3, 4, 8, 16):
             for num_clips in (1, 2, 3, 4, 10):
-                expected = [min(math.floor((t + Fraction(2 * c + 1, 2 * num_clips)) * num_frames / clip_len),
-                                num_frames - 1) for c in range(num_clips) for t in range(clip_len)]
-                got = sample_frame_indices(num_frames, clip_len, train=False, num_clips=num_clips)
-                assert got.tolist() == expected, (num_frames, clip_len, num_clips)
+                expected = [min(math.floor((t + Fraction(2 * c + 1, 2 * num_clips)) * video_frames / num_frames),
+                                video_frames - 1) for c in range(num_clips) for t in range(num_frames)]
+                got = sample_frame_indices(video_frames, num_frames, train=False, num_clips=num_clips)
+                assert got.tolist() == expected, (video_frames, num_frames, num_clips)
 
 
 def test_dense_and_multi_clip_indices():
@@ -76,8 +76,8 @@ def test_dali_val_indices_match_reference(shards):
         for row, (video_id, valid) in enumerate(zip(batch["video_id"], batch["valid"])):
             if not valid:
                 continue
-            num_frames = records[loader.shards.keys[int(video_id)]][1]
-            assert frames[row].tolist() == sample_frame_indices(num_frames, 8, train=False).tolist()
+            video_frames = records[loader.shards.keys[int(video_id)]][1]
+            assert frames[row].tolist() == sample_frame_indices(video_frames, 8, train=False).tolist()
             seen += 1
     assert seen == len(records)
 
@@ -101,8 +101,8 @@ def test_dali_train_indices_one_per_segment_vary_across_epochs(shards):
     assert not np.array_equal(per_epoch[0], per_epoch[1])
 
 
-def _fits_segments(clip: np.ndarray, num_frames: int) -> bool:
+def _fits_segments(clip: np.ndarray, video_frames: int) -> bool:
     segment = np.arange(len(clip))
-    low = np.floor(segment * num_frames / len(clip))
-    high = np.ceil((segment + 1) * num_frames / len(clip)) - 1
+    low = np.floor(segment * video_frames / len(clip))
+    high = np.ceil((segment + 1) * video_frames / len(clip)) - 1
     return bool(((clip >= low) & (clip <= high)).all())

@@ -11,7 +11,7 @@ from pipelines.sampling import sample_frame_indices
 from pipelines_fixtures import frame_number, ramp_shards, sample_records
 
 RAW = dict(mean=(0.0, 0.0, 0.0), std=(1 / 255,) * 3)
-BACKENDS = [dict(backend="dali"), dict(backend="baseline", num_threads=0)]
+BACKENDS = [dict(backend="dali"), dict(backend="baseline", workers=0)]
 
 
 @pytest.fixture(scope="session")
@@ -33,10 +33,10 @@ def test_two_ranks_cover_every_val_sample_once(shards, backend):
             assert batch["video"].shape == (2, 4, 3, 32, 32)
             frames = frame_number(batch["video"][:, :, 2].mean(dim=(-1, -2)).numpy())
             for clip_frames, video_id, label, valid in zip(frames, batch["video_id"], batch["label"], batch["valid"]):
-                label_in_shard, num_frames, *_ = records[loader.shards.keys[int(video_id)]]
+                label_in_shard, video_frames, *_ = records[loader.shards.keys[int(video_id)]]
                 # The slot holds the video its id names: same label, frames of that video's length.
                 assert int(label) == label_in_shard
-                assert clip_frames.tolist() == sample_frame_indices(num_frames, 4, train=False).tolist()
+                assert clip_frames.tolist() == sample_frame_indices(video_frames, 4, train=False).tolist()
                 seen[int(video_id)] += int(valid)
     assert lengths == [(2, 2), (2, 2)]
     assert seen == Counter(range(len(records)))
@@ -92,7 +92,7 @@ def epoch_videos(loader) -> list[torch.Tensor]:
 def test_epoch_seed_reproduces_clips_and_resume_matches(shards, backend):
     def loader(epoch):
         return build_loader(shards, "train", split="train", batch_size=4, num_frames=4, image_size=32, seed=7,
-                            epoch=epoch, rank=1, world_size=2, rand_augment=None, **backend)
+                            epoch=epoch, rank=1, world_size=2, **backend)
 
     first, again = epoch_videos(loader(2)), epoch_videos(loader(2))
     assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))

@@ -15,7 +15,7 @@ from pipelines.dali_loader import DaliVideoLoader
 from pipelines.sparse import count_packets, select_gops
 from pipelines_fixtures import ramp_shards
 
-NUM_FRAMES = 45
+VIDEO_FRAMES = 45
 X264 = "keyint=8:min-keyint=8:scenecut=0:bframes=3:open-gop={open}"
 X265 = "keyint=8:min-keyint=8:scenecut=0:bframes=3:open-gop=0:log-level=none"
 # (codec, pixel format, encoder options): inter codecs with a closed GOP of 8 (B-frames for H.264/HEVC).
@@ -30,10 +30,10 @@ CLOSED = {
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory) -> dict[str, bytes]:
     folder = tmp_path_factory.mktemp("sparse")
-    made = {name: write_video(folder / f"{name}.mp4", NUM_FRAMES, codec=codec, pix_fmt=pix_fmt, gop=8,
+    made = {name: write_video(folder / f"{name}.mp4", VIDEO_FRAMES, codec=codec, pix_fmt=pix_fmt, gop=8,
                               options=options).read_bytes()
             for name, (codec, pix_fmt, options) in CLOSED.items()}
-    made["h264-open"] = write_video(folder / "open.mp4", NUM_FRAMES, gop=8,
+    made["h264-open"] = write_video(folder / "open.mp4", VIDEO_FRAMES, gop=8,
                                     options={"x264-params": X264.format(open=1)}).read_bytes()
     return made
 
@@ -41,29 +41,29 @@ def videos(tmp_path_factory) -> dict[str, bytes]:
 def clips(seed: int = 0):
     """Index sets: TSN-like, repeats and out-of-order, past the end, a single frame, the last frame."""
     rng = np.random.default_rng(seed)
-    yield np.sort(rng.integers(0, NUM_FRAMES, 8))
+    yield np.sort(rng.integers(0, VIDEO_FRAMES, 8))
     yield np.array([30, 3, 3, 17, 30])
     for _ in range(6):  # sorted with repeats, as short videos give: several GOPs copied twice in a row
-        yield np.sort(rng.integers(0, NUM_FRAMES, 8))[[0, 1, 1, 2, 3, 4, 4, 5]]
-    yield np.array([0, NUM_FRAMES + 5])
-    yield np.array([NUM_FRAMES // 2])
-    yield np.array([NUM_FRAMES - 1])
+        yield np.sort(rng.integers(0, VIDEO_FRAMES, 8))[[0, 1, 1, 2, 3, 4, 4, 5]]
+    yield np.array([0, VIDEO_FRAMES + 5])
+    yield np.array([VIDEO_FRAMES // 2])
+    yield np.array([VIDEO_FRAMES - 1])
 
 
 @pytest.mark.parametrize("codec", list(CLOSED))
 def test_sparse_clip_decodes_to_the_same_frames_and_fewer(videos, codec):
     data = videos[codec]
     dense = decoded_frames(data)
-    assert len(dense) == count_packets(data) == NUM_FRAMES
+    assert len(dense) == count_packets(data) == VIDEO_FRAMES
     for indices in clips():
         selected = select_gops(data, indices)
         frames = decoded_frames(selected.data)
         assert selected.sparse and len(set(selected.indices.tolist())) == len(indices)  # no frame asked twice
         assert selected.decoded_frames == int(selected.indices.max()) + 1 <= len(frames)
         for index, remapped in zip(indices, selected.indices):
-            assert np.array_equal(frames[remapped], dense[min(index, NUM_FRAMES - 1)]), (codec, indices)
+            assert np.array_equal(frames[remapped], dense[min(index, VIDEO_FRAMES - 1)]), (codec, indices)
     # One frame in the middle: at most its GOP's frames, never the frames before that GOP.
-    assert select_gops(data, [NUM_FRAMES // 2]).decoded_frames <= (1 if codec == "mjpeg" else 8)
+    assert select_gops(data, [VIDEO_FRAMES // 2]).decoded_frames <= (1 if codec == "mjpeg" else 8)
 
 
 def test_open_gops_fall_back_to_the_whole_video(videos):
@@ -78,7 +78,7 @@ def test_bytes_that_are_no_video_are_an_error():
         select_gops(b"not a video at all", [0])
 
 
-SMALL = dict(batch_size=3, num_frames=6, image_size=32, num_threads=2)
+SMALL = dict(batch_size=3, num_frames=6, image_size=32, workers=2)
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ def test_spawned_source_workers_read_what_forked_ones_do(shards):
     """The source travels to spawned workers by pickle (the start method once CUDA is initialised)."""
     common = dict(split="val", **SMALL)
     forked = build_loader(shards, "val", **common)
-    spawned_loader = DaliVideoLoader(forked.shards, forked.clip, batch_size=3, num_threads=2, start_method="spawn")
+    spawned_loader = DaliVideoLoader(forked.shards, forked.spec, batch_size=3, num_threads=2, start_method="spawn")
     for ours, theirs in zip(forked, spawned_loader, strict=True):
         assert torch.equal(ours["video"], theirs["video"]) and torch.equal(ours["video_id"], theirs["video_id"])
 

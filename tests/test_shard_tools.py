@@ -31,14 +31,14 @@ def dataset(tmp_path_factory) -> dict:
     """Good videos of varied codecs, sizes, frame rates (one with audio, one with odd dimensions), plus bad ones."""
     raw = tmp_path_factory.mktemp("raw")
     good = {
-        "a.mp4": dict(num_frames=20, width=96, height=64, fps=25),
-        "b.mp4": dict(num_frames=31, width=128, height=72, fps=30),
-        "c.mp4": dict(num_frames=17, width=64, height=96, fps=15),
-        "d.mp4": dict(num_frames=24, width=96, height=64, fps=24, audio=True),
-        "e.mkv": dict(num_frames=22, width=97, height=65, fps=24, pix_fmt="yuv444p"),
-        "f.avi": dict(num_frames=19, width=80, height=60, fps=20, codec="mjpeg", pix_fmt="yuvj420p"),
-        "g.mp4": dict(num_frames=26, width=96, height=64, fps=25),
-        "h.mp4": dict(num_frames=28, width=96, height=64, fps=25),
+        "a.mp4": dict(video_frames=20, width=96, height=64, fps=25),
+        "b.mp4": dict(video_frames=31, width=128, height=72, fps=30),
+        "c.mp4": dict(video_frames=17, width=64, height=96, fps=15),
+        "d.mp4": dict(video_frames=24, width=96, height=64, fps=24, audio=True),
+        "e.mkv": dict(video_frames=22, width=97, height=65, fps=24, pix_fmt="yuv444p"),
+        "f.avi": dict(video_frames=19, width=80, height=60, fps=20, codec="mjpeg", pix_fmt="yuvj420p"),
+        "g.mp4": dict(video_frames=26, width=96, height=64, fps=25),
+        "h.mp4": dict(video_frames=28, width=96, height=64, fps=25),
     }
     for name, spec in good.items():
         write_video(raw / name, **spec)
@@ -46,7 +46,7 @@ def dataset(tmp_path_factory) -> dict:
     (raw / "notes.mp4").write_text("this is not a video\n")
     whole = (raw / "a.mp4").read_bytes()
     (raw / "truncated.mp4").write_bytes(whole[: len(whole) // 3])
-    write_video(raw / "short.mp4", num_frames=4)
+    write_video(raw / "short.mp4", video_frames=4)
     bad = {"zero.mp4": "empty", "notes.mp4": "not-a-video", "truncated.mp4": "not-a-video",
            "short.mp4": "too-short", "absent.mp4": "missing"}
     names = list(good) + list(bad)
@@ -100,7 +100,7 @@ def test_frame_counts_sizes_and_labels_are_exact(dataset):
     for name, spec in dataset["good"].items():
         key, info, meta, parts = by_source[name]
         assert "." not in key
-        assert info["num_frames"] == spec["num_frames"] == len(decoded_frames(parts["mp4"]))
+        assert info["video_frames"] == spec["video_frames"] == len(decoded_frames(parts["mp4"]))
         assert min(info["height"], info["width"]) == 48 and info["height"] % 2 == info["width"] % 2 == 0
         assert info["label"] == int(parts["cls"]) == labels[name] == meta["label"]
         assert meta["label_name"] == CLASSES[labels[name]]
@@ -242,7 +242,7 @@ def test_unknown_label_is_named(dataset, tmp_path, capsys):
 
 def test_dataset_formats(tmp_path):
     """Kinetics, UCF101, HMDB51 and folder annotations all become shards with the right labels."""
-    video = write_video(tmp_path / "src.mp4", num_frames=30, fps=10)
+    video = write_video(tmp_path / "src.mp4", video_frames=30, fps=10)
     # Kinetics: a full-length source cut to its [start, end) window.
     kinetics_root = tmp_path / "k400"
     kinetics_root.mkdir()
@@ -288,7 +288,7 @@ def test_dataset_formats(tmp_path):
                 assert sorted(i["label"] for i in infos) == [0, 1]
                 assert (out / f"{name}-classes.csv").read_text().splitlines()[1:] == ["0,brush_hair", "1,cartwheel"]
             else:
-                assert [(i["label"], i["num_frames"]) for i in infos] == [label_and_frames], (name, split)
+                assert [(i["label"], i["video_frames"]) for i in infos] == [label_and_frames], (name, split)
             assert manifest["num_failed"] == 0
 
 

@@ -87,8 +87,8 @@ def test_every_video_decodes_as_h264_within_size_and_length(motion_set: Path) ->
             assert stream.codec_context.name == "h264" and stream.codec_context.pix_fmt == "yuv420p"
             assert 12 <= float(stream.average_rate) <= 30
         frames = decode(motion_set / row["path"])
-        num_frames, height, width, _ = frames.shape
-        assert FRAMES[0] <= num_frames <= FRAMES[1], row["path"]
+        video_frames, height, width, _ = frames.shape
+        assert FRAMES[0] <= video_frames <= FRAMES[1], row["path"]
         assert SIZE[0] <= min(height, width) <= SIZE[1] and max(height, width) <= min(height, width) * 4 / 3 + 2
         assert height % 2 == 0 and width % 2 == 0
 

@@ -67,7 +67,7 @@ def test_zero_shot_uses_the_held_out_label_set(trained, shards):
 
 
 def test_predict_on_an_h264_file(trained, tmp_path):
-    video = write_video(tmp_path / "clip.mp4", num_frames=30, width=96, height=64, codec="libx264")
+    video = write_video(tmp_path / "clip.mp4", video_frames=30, width=96, height=64, codec="libx264")
     result = launch("predict", "--checkpoint", trained / "checkpoints" / "best.pt", video)
     assert result.returncode == 0, result.stderr[-3000:]
     probabilities = [float(token) for line in result.stdout.splitlines() for token in line.split("│")[2:3]
@@ -139,7 +139,7 @@ def test_resume_refuses_a_checkpoint_that_would_run_code(trained, shards, tmp_pa
     assert str(states) in result.stderr and "system" in result.stderr and "--trust-checkpoint" in result.stderr
     assert not marker.exists()
     for entry_point in (["test", "--config", "configs/demo.yaml", *settings(shards, exp_dir), "--checkpoint", states],
-                        ["predict", "--checkpoint", states, write_video(tmp_path / "v.mp4", num_frames=12)],
+                        ["predict", "--checkpoint", states, write_video(tmp_path / "v.mp4", video_frames=12)],
                         ["--config", "configs/demo.yaml", *settings(shards, tmp_path / "fresh", **{
                             "network.pretrained": states, "network.zero_init_residual": True})]):
         refused = launch(*entry_point)

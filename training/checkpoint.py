@@ -9,11 +9,13 @@ DeepSpeed classes its files hold, and the fp32 weights are taken from the live e
 from __future__ import annotations
 
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from actionclip import ActionCLIP, import_original_checkpoint
+from actionclip import ActionCLIP
+from actionclip.weights import WeightsSource, read_weights_file
 from training.config import ConfigError
 
 FORMAT = "actionclip-trainer/1"
@@ -92,40 +94,49 @@ def export_consolidated(path: Path, state_dict: dict, config: dict, classes: lis
     temporary.replace(path)
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """A consolidated or an original ActionCLIP checkpoint, read without executing pickled code."""
-    path = Path(path)
-    if not path.exists():
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint file, read once: this trainer's consolidated export (`config`, `classes` and the state
+    dict) or an original ActionCLIP checkpoint (`config` and `classes` None; build_model imports it)."""
+
+    path: str
+    weights: WeightsSource
+
+    @property
+    def is_own(self) -> bool:
+        return self.weights.state is not None and self.weights.state.get("format") == FORMAT
+
+    @property
+    def config(self) -> dict | None:
+        return self.weights.state["config"] if self.is_own else None
+
+    @property
+    def classes(self) -> list[str] | None:
+        return self.weights.state["classes"] if self.is_own else None
+
+
+def open_checkpoint(path: str | Path, *, other_weights: bool = False) -> Checkpoint:
+    """`path` read without executing pickled code. A file of neither checkpoint format is an error unless
+    `other_weights` (network.pretrained: also open_clip/OpenAI weight files, passed on to build_model)."""
+    if not Path(path).is_file():
         raise ConfigError(f"checkpoint {path} not found; train first or pass --checkpoint PATH")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ConfigError(f"{path} is not a checkpoint this trainer can read safely: {error}") from error
-    if not isinstance(checkpoint, dict) or not (checkpoint.get("format") == FORMAT or "model_state_dict" in checkpoint):
+        weights = read_weights_file(path)
+    except ValueError as error:  # pickled objects or not a torch file: the message says which
+        raise ConfigError(str(error)) from error
+    checkpoint = Checkpoint(str(path), weights)
+    if not (other_weights or checkpoint.is_own or weights.kind == "actionclip"):
         raise ConfigError(f"{path}: neither a '{FORMAT}' file (last.pt / best.pt) nor an original ActionCLIP "
                           "checkpoint (model_state_dict + fusion_model_state_dict)")
     return checkpoint
 
 
-def is_consolidated(path: str | None) -> bool:
-    """Whether `path` is a file this trainer exported (cheap: reads the zip's record list, not the tensors)."""
-    if not path or not Path(path).is_file():
-        return False
-    try:
-        checkpoint = torch.load(path, map_location="meta", weights_only=True, mmap=True)
-    except Exception:
-        return False
-    return isinstance(checkpoint, dict) and checkpoint.get("format") == FORMAT
-
-
-def load_weights(model: ActionCLIP, checkpoint: dict, source: str) -> None:
-    if checkpoint.get("format") == FORMAT:
-        missing, unexpected = model.load_state_dict(checkpoint["state_dict"], strict=False)
-        if missing or unexpected:
-            raise ConfigError(f"{source} does not fit this model (missing {missing[:5]}, unexpected "
-                              f"{unexpected[:5]}): use the checkpoint's own network settings")
-    else:
-        import_original_checkpoint(model, checkpoint, source=source)
+def load_own_weights(model: ActionCLIP, checkpoint: Checkpoint) -> None:
+    """The state dict of one of this trainer's exports into `model`, which must have its network."""
+    missing, unexpected = model.load_state_dict(checkpoint.weights.state["state_dict"], strict=False)
+    if missing or unexpected:
+        raise ConfigError(f"{checkpoint.path} does not fit this model (missing {missing[:5]}, unexpected "
+                          f"{unexpected[:5]}): use the checkpoint's own network settings")
 
 
 def refuse_earlier_run(exp_dir: Path) -> None:

@@ -1,175 +1,166 @@
-"""Run configuration: defaults, YAML loading, `--set` overrides and validation that names the bad key.
+"""Run configuration: a typed tree of sections (pydantic), loaded from YAML and `--set` overrides.
 
-Section and key names follow the original ActionCLIP configs where they fit (`num_segments`, `sim_header`,
-`tsm`, `joint`, `ratio`, `f_ratio`, `lr_warmup_step`, `clip_gradient`, `eval_freq`, ...).
+Each component takes its own section: the loader `data` (pipelines.LoaderConfig plus the run's shards
+and labels), the model `network`, the optimiser and schedule `solver`, the engine `deepspeed`, the run
+log `logging`, evaluation `test`. Section and key names follow the original ActionCLIP configs where
+they fit (`num_segments`, `sim_header`, `tsm`, `joint`, `ratio`, `f_ratio`, `lr_warmup_step`,
+`clip_gradient`, `eval_freq`, ...). A bad value is a ConfigError naming its source, key and fix.
 """
 from __future__ import annotations
 
-import copy
 import difflib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Optional
 
 import yaml
+from pydantic import BaseModel, Field, StrictBool, ValidationError, field_validator
 
 from actionclip.fusion import SIM_HEADERS
 from pipelines.batch import PRECISION_DTYPES
-from pipelines.factory import BACKENDS, DECODE_DEVICES
-
-# Every key a config may set, with its default; `None` means "no value" and accepts any type.
-DEFAULTS: dict[str, Any] = {
-    "seed": 1024,
-    "data": {
-        "dataset": "dataset",
-        "train_shards": None,   # shard folder, manifest or list of tars
-        "val_shards": None,
-        "labels": None,         # CSV `id,name`; default: the class names in the shard manifest
-        "num_segments": 8,
-        "input_size": 224,
-        "batch_size": 32,       # per rank (DeepSpeed micro batch)
-        "workers": 4,           # DALI threads (or baseline DataLoader workers)
-        "prefetch": 2,
-        "decode_device": "auto",
-        "sparse_decode": True,  # decode only the GOPs that hold the sampled frames
-        "backend": "dali",
-        "flip": True,
-        "scales": [1.0, 0.875, 0.75, 0.66],
-        "color_jitter_prob": 0.8,
-        "grayscale_prob": 0.2,
-        "randaug": {"N": 0, "M": 9},
-        "frame_interval": None,  # dense sampling stride instead of TSN segments
-        "shuffle_buffer": 1024,
-    },
-    "network": {
-        "arch": "ViT-B-32",
-        "pretrained": "openai",
-        "sim_header": "Transf",
-        "tsm": False,
-        "zero_init_residual": True,  # RN towers from scratch: False starts the residual branches open
-        "joint": False,
-        "fix_text": False,
-        "fix_img": False,
-        "grad_checkpointing": False,
-    },
-    "solver": {
-        "epochs": 50,
-        "lr": 5.0e-6,
-        "lr_warmup_step": 5,    # warm-up epochs
-        "ratio": 1.0,           # visual lr = lr * ratio
-        "f_ratio": 10.0,        # fusion head lr = lr * f_ratio
-        "weight_decay": 0.2,
-        "betas": [0.9, 0.98],
-        "eps": 1.0e-8,
-        "clip_gradient": 20.0,
-        "grad_accumulation_steps": 1,
-    },
-    "deepspeed": {
-        "zero_stage": 1,
-        "precision": "bf16",    # bf16 | fp16 | fp32
-        "config": {},           # merged last into the generated DeepSpeed JSON
-    },
-    "logging": {
-        "exp_dir": "runs/experiment",
-        "print_freq": 10,
-        "eval_freq": 1,
-        "tensorboard": True,
-        "csv": True,
-        "wandb": False,
-        "wandb_project": "actionclip",
-    },
-    "test": {
-        "shards": None,         # default: data.val_shards
-        "labels": None,         # default: data.labels
-        "num_clips": 1,
-        "num_crops": 1,
-        "batch_size": None,     # default: data.batch_size
-        "checkpoint": None,     # default: <exp_dir>/checkpoints/best.pt
-    },
-}
-
-CHOICES = {
-    "data.decode_device": DECODE_DEVICES,
-    "data.backend": BACKENDS,
-    "network.sim_header": SIM_HEADERS,
-    "deepspeed.precision": tuple(PRECISION_DTYPES),
-    "test.num_crops": (1, 3),
-}
-# Numeric keys' allowed ranges, (lowest, highest), None for no bound.
-RANGES = {
-    "data.num_segments": (1, None), "data.input_size": (1, None), "data.batch_size": (1, None),
-    "data.workers": (1, None), "data.prefetch": (1, None), "data.frame_interval": (1, None),
-    "data.shuffle_buffer": (1, None), "data.color_jitter_prob": (0, 1), "data.grayscale_prob": (0, 1),
-    "solver.epochs": (1, None), "solver.lr": (0, None), "solver.lr_warmup_step": (0, None), "solver.ratio": (0, None),
-    "solver.f_ratio": (0, None), "solver.weight_decay": (0, None), "solver.eps": (0, None),
-    "solver.clip_gradient": (0, None), "solver.grad_accumulation_steps": (1, None), "deepspeed.zero_stage": (0, 3),
-    "logging.print_freq": (1, None), "logging.eval_freq": (1, None), "test.num_clips": (1, None),
-    "test.batch_size": (1, None),
-}
-OPEN_SECTIONS = {"deepspeed.config"}  # free-form: any DeepSpeed field
+from pipelines.loader_config import LoaderConfig, Section
 
 
 class ConfigError(ValueError):
     """A config that cannot run; the message names the key and what to do."""
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-    flat = {}
-    for key, value in tree.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and dotted not in OPEN_SECTIONS and dotted != "data.randaug":
-            flat.update(_flatten(value, f"{dotted}."))
+class DataConfig(LoaderConfig):
+    dataset: str = "dataset"
+    train_shards: Optional[str] = None  # shard folder or manifest built by shard_tools
+    val_shards: Optional[str] = None
+    labels: Optional[str] = None  # CSV `id,name`; default: the class names in the shard manifest
+
+
+class NetworkConfig(Section):
+    arch: str = "ViT-B-32"  # open_clip model name or model-config JSON
+    pretrained: Optional[str] = "openai"  # open_clip tag, weights file, own best.pt / last.pt, or none
+    sim_header: Literal[SIM_HEADERS] = "Transf"
+    tsm: StrictBool = False
+    zero_init_residual: StrictBool = True  # RN towers from scratch: False starts the residual branches open
+    joint: StrictBool = False
+    fix_text: StrictBool = False
+    fix_img: StrictBool = False
+    grad_checkpointing: StrictBool = False
+
+
+class SolverConfig(Section):
+    epochs: int = Field(50, ge=1)
+    lr: float = Field(5.0e-6, ge=0)
+    lr_warmup_step: int = Field(5, ge=0)  # warm-up epochs
+    ratio: float = Field(1.0, ge=0)  # visual lr = lr * ratio
+    f_ratio: float = Field(10.0, ge=0)  # fusion head lr = lr * f_ratio
+    weight_decay: float = Field(0.2, ge=0)
+    betas: list[float] = Field(default_factory=lambda: [0.9, 0.98])
+    eps: float = Field(1.0e-8, ge=0)
+    clip_gradient: float = Field(20.0, ge=0)
+    grad_accumulation_steps: int = Field(1, ge=1)
+
+    @field_validator("betas")
+    @classmethod
+    def _two_betas(cls, betas: list[float]) -> list[float]:
+        if len(betas) != 2 or not all(0 <= beta < 1 for beta in betas):
+            raise ValueError("must be two numbers in [0, 1)")
+        return betas
+
+
+class DeepSpeedConfig(Section):
+    zero_stage: int = Field(1, ge=0, le=3)
+    precision: Literal[tuple(PRECISION_DTYPES)] = "bf16"
+    config: dict[str, Any] = Field(default_factory=dict)  # merged last into the generated DeepSpeed JSON
+
+
+class LoggingConfig(Section):
+    exp_dir: str = "runs/experiment"
+    print_freq: int = Field(10, ge=1)
+    eval_freq: int = Field(1, ge=1)
+    tensorboard: StrictBool = True
+    csv: StrictBool = True
+    wandb: StrictBool = False
+    wandb_project: str = "actionclip"
+
+
+class EvaluationConfig(Section):
+    shards: Optional[str] = None  # default: data.val_shards
+    labels: Optional[str] = None  # default: data.labels
+    num_clips: int = Field(1, ge=1)
+    num_crops: Literal[1, 3] = 1
+    batch_size: Optional[int] = Field(None, ge=1)  # default: data.batch_size
+    checkpoint: Optional[str] = None  # default: <exp_dir>/checkpoints/best.pt
+
+
+class RunConfig(Section):
+    seed: int = 1024
+    data: DataConfig = Field(default_factory=DataConfig)
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    solver: SolverConfig = Field(default_factory=SolverConfig)
+    deepspeed: DeepSpeedConfig = Field(default_factory=DeepSpeedConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    test: EvaluationConfig = Field(default_factory=EvaluationConfig)
+
+    def as_dict(self) -> dict:
+        """Plain YAML/JSON values under the config-file keys (what config.yaml and checkpoints store)."""
+        return self.model_dump(mode="json")
+
+
+def _keys(model: type[BaseModel], prefix: str = "") -> dict[str, Any]:
+    """Every settable dotted key (config-file spelling) -> its pydantic FieldInfo."""
+    keys = {}
+    for name, info in model.model_fields.items():
+        dotted = f"{prefix}{info.alias or name}"
+        nested = info.annotation
+        if isinstance(nested, type) and issubclass(nested, BaseModel):
+            keys.update(_keys(nested, f"{dotted}."))
         else:
-            flat[dotted] = value
-    return flat
+            keys[dotted] = info
+    return keys
 
 
-VALID_KEYS = _flatten(DEFAULTS)
+KEYS = _keys(RunConfig)  # `deepspeed.config` is one key: a free-form mapping of DeepSpeed fields
 
 
 def _nearest(key: str) -> str:
-    match = difflib.get_close_matches(key, list(VALID_KEYS), n=1, cutoff=0.5)
-    leaf = difflib.get_close_matches(key.rsplit(".", 1)[-1], [k.rsplit(".", 1)[-1] for k in VALID_KEYS], n=1)
+    match = difflib.get_close_matches(key, list(KEYS), n=1, cutoff=0.5)
+    leaf = difflib.get_close_matches(key.rsplit(".", 1)[-1], [k.rsplit(".", 1)[-1] for k in KEYS], n=1)
     if not match and leaf:
-        match = [k for k in VALID_KEYS if k.endswith("." + leaf[0]) or k == leaf[0]]
+        match = [k for k in KEYS if k.endswith("." + leaf[0]) or k == leaf[0]]
     return f"; did you mean '{match[0]}'?" if match else ""
 
 
-def _check_type(key: str, value: Any, default: Any, source: str) -> Any:
-    if default is None or value is None:  # no type to check; a range still applies (frame_interval)
-        _check_range(key, value, source)
-        return value
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ConfigError(f"{source}: '{key}' must be true or false, got {value!r}")
-    elif isinstance(default, float) and isinstance(value, (int, str)) and not isinstance(value, bool):
-        value = _as_float(key, value, source)  # YAML 1.1 reads `5e-6` as a string
-    elif isinstance(default, (int, float, str, list, dict)) and not isinstance(value, type(default)):
-        raise ConfigError(f"{source}: '{key}' must be {type(default).__name__}, got {type(value).__name__} {value!r}")
-    if key in CHOICES and value not in CHOICES[key]:
-        raise ConfigError(f"{source}: '{key}' must be one of {list(CHOICES[key])}, got {value!r}")
-    _check_range(key, value, source)
-    return value
+def _bounds(key: str) -> str:
+    low = high = None
+    for bound in KEYS[key].metadata if key in KEYS else ():  # annotated_types.Ge / Le constraints
+        low, high = getattr(bound, "ge", low), getattr(bound, "le", high)
+    return f">= {low}" if high is None else f"<= {high}" if low is None else f"between {low} and {high}"
 
 
-def _check_range(key: str, value: Any, source: str) -> None:
-    if key == "solver.betas" and not (len(value) == 2 and all(isinstance(b, (int, float)) and 0 <= b < 1
-                                                               for b in value)):
-        raise ConfigError(f"{source}: 'solver.betas' must be two numbers in [0, 1), got {value!r}")
-    if key not in RANGES or value is None:
-        return
-    low, high = RANGES[key]
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise ConfigError(f"{source}: '{key}' must be a number, got {value!r}")
-    if value < low or (high is not None and value > high):
-        bounds = f">= {low}" if high is None else f"between {low} and {high}"
-        raise ConfigError(f"{source}: '{key}' must be {bounds}, got {value!r}")
+TYPE_WORDS = {"int": "int", "float": "a number", "bool": "true or false", "string": "str", "list": "a list",
+              "tuple": "a list", "dict": "a mapping", "model": "a mapping", "literal": "one of"}
 
 
-def _as_float(key: str, value: int | str, source: str) -> float:
+def _message(error: dict) -> str:
+    """One pydantic error as `'key' must be ..., got value` (with 'did you mean' for unknown keys)."""
+    key = ".".join(str(part) for part in error["loc"])
+    kind, value = error["type"], error.get("input")
+    if kind == "extra_forbidden":
+        return f"unknown key '{key}'{_nearest(key)}"
+    if kind in ("greater_than_equal", "less_than_equal"):
+        return f"'{key}' must be {_bounds(key)}, got {value!r}"
+    if kind == "literal_error":
+        return f"'{key}' must be one of {error['ctx']['expected']}, got {value!r}"
+    if kind == "value_error":
+        return f"'{key}' {error['msg'].removeprefix('Value error, ')}, got {value!r}"
+    word = TYPE_WORDS.get(kind.split("_")[0])
+    if word is not None:
+        return f"'{key}' must be {word}, got {type(value).__name__} {value!r}"
+    return f"'{key}': {error['msg'].lower()}, got {value!r}"
+
+
+def validate(tree: dict, source: str) -> RunConfig:
+    """`tree` (config-file keys) as a RunConfig; the first problem is a ConfigError that names `source`."""
     try:
-        return float(value)
-    except ValueError:
-        raise ConfigError(f"{source}: '{key}' must be a number, got {value!r}") from None
+        return RunConfig.model_validate(tree)
+    except ValidationError as error:
+        raise ConfigError(f"{source}: {_message(error.errors()[0])}") from None
 
 
 def deep_merge(base: dict, updates: dict) -> dict:
@@ -181,33 +172,24 @@ def deep_merge(base: dict, updates: dict) -> dict:
     return merged
 
 
-def _get(tree: dict, dotted: str):
-    for part in dotted.split("."):
-        tree = tree[part]
-    return tree
+def nested(dotted: str, value: Any) -> dict:
+    """`a.b.c`, v -> {"a": {"b": {"c": v}}}."""
+    for part in reversed(dotted.split(".")):
+        value = {part: value}
+    return value
 
 
-def _set(tree: dict, dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        tree = tree.setdefault(part, {})
-    tree[leaf] = value
+def updated(config: RunConfig, updates: dict, source: str) -> RunConfig:
+    """`config` with `updates` (a nested dict, config-file keys) merged in and checked again."""
+    return validate(deep_merge(config.as_dict(), updates), source)
 
 
-def merge(config: dict, updates: dict, source: str) -> dict:
-    """`config` with `updates` applied; every key of `updates` must be a known key of the right type."""
-    merged = copy.deepcopy(config)
-    for dotted, value in _flatten(updates).items():
-        if dotted not in VALID_KEYS:
-            open_parent = next((p for p in OPEN_SECTIONS if dotted.startswith(p + ".")), None)
-            if open_parent is None:
-                raise ConfigError(f"{source}: unknown key '{dotted}'{_nearest(dotted)}")
-        elif dotted in OPEN_SECTIONS:
-            value = deep_merge(_get(merged, dotted), value)
-        else:
-            value = _check_type(dotted, value, VALID_KEYS[dotted], source)
-        _set(merged, dotted, value)
-    return merged
+def with_values(config: RunConfig, values: dict[str, Any], source: str) -> RunConfig:
+    """`config` with each dotted key of `values` set, e.g. {"data.batch_size": 8}."""
+    updates: dict = {}
+    for dotted, value in values.items():
+        updates = deep_merge(updates, nested(dotted, value))
+    return updated(config, updates, source)
 
 
 def parse_override(text: str) -> dict:
@@ -215,9 +197,7 @@ def parse_override(text: str) -> dict:
     if "=" not in text:
         raise ConfigError(f"--set {text!r}: expected key=value, e.g. --set solver.lr=1e-5")
     key, raw = text.split("=", 1)
-    tree: dict = {}
-    _set(tree, key.strip(), _yaml(raw, f"--set {text}"))
-    return tree
+    return nested(key.strip(), _yaml(raw, f"--set {text}"))
 
 
 def _yaml(text: str, source: str) -> Any:
@@ -229,9 +209,9 @@ def _yaml(text: str, source: str) -> Any:
         raise ConfigError(f"{source}: not valid YAML{line}: {getattr(error, 'problem', None) or error}") from None
 
 
-def load_config(path: str | Path | None, overrides: list[str] = ()) -> dict:
-    """Defaults, then the YAML file, then each `--set key=value`, validated at every step."""
-    config = copy.deepcopy(DEFAULTS)
+def load_config(path: str | Path | None, overrides: list[str] = (), base: RunConfig | None = None) -> RunConfig:
+    """The defaults (or `base`), then the YAML file, then each `--set key=value`, checked at every step."""
+    config = base or RunConfig()
     if path is not None:
         path = Path(path)
         if not path.exists():
@@ -239,7 +219,7 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> dict:
         loaded = _yaml(path.read_text(), str(path)) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
-        config = merge(config, loaded, str(path))
+        config = updated(config, loaded, str(path))
     for text in overrides:
-        config = merge(config, parse_override(text), f"--set {text}")
+        config = updated(config, parse_override(text), f"--set {text}")
     return config

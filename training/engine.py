@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from training.config import deep_merge
+from training.config import RunConfig, deep_merge
 
 
 @dataclass(frozen=True)
@@ -54,40 +54,39 @@ def init_distributed(local_rank: int | None = None) -> Dist:
     return Dist(rank, world_size, local, torch.device("cuda", local) if use_cuda else torch.device("cpu"))
 
 
-def deepspeed_config(config: dict, steps_per_epoch: int, exp_dir: Path) -> dict:
+def deepspeed_config(config: RunConfig, steps_per_epoch: int, exp_dir: Path) -> dict:
     """The DeepSpeed JSON generated from the run config; `deepspeed.config` overrides any field last."""
-    solver, speed, logging = config["solver"], config["deepspeed"], config["logging"]
-    precision = speed["precision"]
-    optimizer_steps = max(steps_per_epoch // solver["grad_accumulation_steps"], 1)
+    solver, speed, logging = config.solver, config.deepspeed, config.logging
+    precision = speed.precision
+    optimizer_steps = max(steps_per_epoch // solver.grad_accumulation_steps, 1)
     generated = {
-        "train_micro_batch_size_per_gpu": config["data"]["batch_size"],
-        "gradient_accumulation_steps": solver["grad_accumulation_steps"],
-        "gradient_clipping": solver["clip_gradient"],
-        "zero_optimization": {"stage": speed["zero_stage"]},
+        "train_micro_batch_size_per_gpu": config.data.batch_size,
+        "gradient_accumulation_steps": solver.grad_accumulation_steps,
+        "gradient_clipping": solver.clip_gradient,
+        "zero_optimization": {"stage": speed.zero_stage},
         "bf16": {"enabled": precision == "bf16"},
         "fp16": {"enabled": precision == "fp16", "initial_scale_power": 16},
         # DeepSpeed casts only parameters to bf16/fp16; BatchNorm's running statistics (RN towers) must follow.
         "data_types": {"buffer_dtype": precision},
         # Warm-up then cosine, stepped every optimiser step; it scales each group's own lr (keeps x ratio, x f_ratio).
         "scheduler": {"type": "WarmupCosineLR", "params": {
-            "total_num_steps": max(optimizer_steps * solver["epochs"], 1),
-            "warmup_num_steps": max(optimizer_steps * solver["lr_warmup_step"], 1),  # DeepSpeed needs >= 1
+            "total_num_steps": max(optimizer_steps * solver.epochs, 1),
+            "warmup_num_steps": max(optimizer_steps * solver.lr_warmup_step, 1),  # DeepSpeed needs >= 1
             "warmup_type": "linear", "warmup_min_ratio": 0.0, "cos_min_ratio": 0.0}},
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
-        "tensorboard": {"enabled": logging["tensorboard"], "output_path": str(exp_dir / "tensorboard"),
+        "tensorboard": {"enabled": logging.tensorboard, "output_path": str(exp_dir / "tensorboard"),
                         "job_name": "train"},
-        "csv_monitor": {"enabled": logging["csv"], "output_path": str(exp_dir / "csv"), "job_name": "train"},
-        "wandb": {"enabled": logging["wandb"], "project": logging["wandb_project"]},
+        "csv_monitor": {"enabled": logging.csv, "output_path": str(exp_dir / "csv"), "job_name": "train"},
+        "wandb": {"enabled": logging.wandb, "project": logging.wandb_project},
     }
-    return deep_merge(generated, speed["config"])
+    return deep_merge(generated, speed.config)
 
 
-def build_engine(model: torch.nn.Module, param_groups: list[dict], config: dict, ds_config: dict):
+def build_engine(model: torch.nn.Module, param_groups: list[dict], config: RunConfig, ds_config: dict):
     """DeepSpeed engine around `model` with AdamW over the ActionCLIP parameter groups."""
     import deepspeed
 
-    solver = config["solver"]
-    optimizer = torch.optim.AdamW(param_groups, betas=tuple(solver["betas"]), eps=solver["eps"])
+    optimizer = torch.optim.AdamW(param_groups, betas=tuple(config.solver.betas), eps=config.solver.eps)
     engine, _, _, scheduler = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
     return engine, scheduler

@@ -14,6 +14,7 @@ console = Console()
 
 
 def write_experiment(exp_dir: Path, config: dict) -> None:
+    """`config.yaml`: the run's whole config (RunConfig.as_dict()), a file `--config` reads back."""
     exp_dir.mkdir(parents=True, exist_ok=True)
     (exp_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 

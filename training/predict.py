@@ -13,32 +13,32 @@ from pipelines.pyav_decode import decode_clip
 from pipelines.sampling import sample_frame_indices
 from pipelines.sparse import count_packets
 from training import components
+from training.config import RunConfig
 from training.engine import Dist
 from training.logs import console
-from training.test import load_model
 
 
-def video_clip(path: Path, clip: ClipConfig) -> torch.Tensor:
+def video_clip(path: Path, spec: ClipConfig) -> torch.Tensor:
     """(1, T, 3, S, S): segment-centre frames, resized and centre-cropped as in validation.
 
     Only the GOPs that hold those frames are decoded (the whole video when its GOPs are not closed).
     """
     data = path.read_bytes()
-    indices = sample_frame_indices(count_packets(data), clip.num_frames, train=False)
+    indices = sample_frame_indices(count_packets(data), spec.num_frames, train=False)
     frames = torch.from_numpy(decode_clip(data, indices)).permute(0, 3, 1, 2)
-    return eval_views(frames, clip)
+    return eval_views(frames, spec)
 
 
 @torch.no_grad()
-def predict(config: dict, dist: Dist, checkpoint_path: str, labels_csv: str | None, videos: list[str],
+def predict(config: RunConfig, dist: Dist, checkpoint_path: str, labels_csv: str | None, videos: list[str],
             top_k: int = 5) -> list[dict]:
-    config, model, trained_classes = load_model(config, checkpoint_path, dist)
+    config, model, trained_classes = components.model_for_evaluation(config, checkpoint_path, dist.device)
     classes = components.class_names(labels_csv, None, "--labels") if labels_csv else trained_classes
     if not classes:
         raise components.ConfigError("predict needs --labels L.csv (id,name) for this checkpoint")
     model.eval()
     text = encode_prompt_table(model, components.prompt_table(config, classes, dist.device))
-    clip = ClipConfig("val", num_frames=config["data"]["num_segments"], image_size=model.image_size[0],
+    spec = ClipConfig("val", num_frames=config.data.num_frames, image_size=model.image_size[0],
                       mean=model.image_mean, std=model.image_std)
     predictions, unreadable = [], []
     for video in videos:
@@ -46,7 +46,7 @@ def predict(config: dict, dist: Dist, checkpoint_path: str, labels_csv: str | No
         try:
             if not path.exists():
                 raise FileNotFoundError("not found")
-            views = video_clip(path, clip).to(dist.device)
+            views = video_clip(path, spec).to(dist.device)
         except Exception as error:  # one bad file is reported, the others are still predicted
             unreadable.append(f"{path}: cannot read this video ({error})")
             continue

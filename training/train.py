@@ -10,35 +10,38 @@ import torch.distributed as torch_dist
 from actionclip import actionclip_loss, is_distributed, param_groups
 from pipelines.config import epoch_seed
 from training import checkpoint, components
+from training.config import RunConfig
 from training.engine import Dist, build_engine, deepspeed_config
 from training.evaluate import evaluate
 from training.logs import RunLog, console, progress_bar, results_table, write_experiment
+from training.metrics import Throughput
 
 
-def train(config: dict, dist: Dist, *, resume: str | None = None, max_steps: int | None = None,
+def train(config: RunConfig, dist: Dist, *, resume: str | None = None, max_steps: int | None = None,
           trust_checkpoint: bool = False, overwrite: bool = False) -> dict:
-    """Train as configured; returns a summary (epochs, steps, best top-1, clips/s, data-wait %, paths).
+    """Train as configured; returns a summary (epochs, steps, best top-1, clips/s and data-wait % over the
+    whole run and `steady` without each epoch's first logging window, paths).
 
     `trust_checkpoint` lets `resume` read DeepSpeed files holding arbitrary pickled objects; `overwrite`
     lets a new run replace the checkpoints of an earlier one in the same experiment folder."""
-    exp_dir = Path(config["logging"]["exp_dir"])
+    exp_dir = Path(config.logging.exp_dir)
     if not (resume or overwrite):
         checkpoint.refuse_earlier_run(exp_dir)
     if dist.is_main:
-        write_experiment(exp_dir, config)
-    torch.manual_seed(config["seed"])
-    train_shards = components.require_shards(config, "data.train_shards")
-    classes = components.class_names(config["data"]["labels"], train_shards, "data.labels")
+        write_experiment(exp_dir, config.as_dict())
+    torch.manual_seed(config.seed)
+    train_shards = components.require_shards(config.data.train_shards, "data.train_shards")
+    classes = components.class_names(config.data.labels, train_shards, "data.labels")
     model = components.model_from_config(config)
     train_loader = components.loader_from_config(config, model, dist, "train", train_shards)
     val_loader = None
-    if config["data"]["val_shards"]:
+    if config.data.val_shards:
         val_loader = components.loader_from_config(config, model, dist, "val",
-                                                   components.require_shards(config, "data.val_shards"))
+                                                   components.require_shards(config.data.val_shards, "data.val_shards"))
     _check_classes(train_loader, classes)
     prompts = components.prompt_table(config, classes, dist.device)
-    solver = config["solver"]
-    groups = param_groups(model, solver["lr"], solver["weight_decay"], solver["ratio"], solver["f_ratio"])
+    solver = config.solver
+    groups = param_groups(model, solver.lr, solver.weight_decay, solver.ratio, solver.f_ratio)
     engine, scheduler = build_engine(model, groups, config, deepspeed_config(config, len(train_loader), exp_dir))
     checkpoint.guard_checkpoint_reads(engine, trust_checkpoint)
 
@@ -46,69 +49,65 @@ def train(config: dict, dist: Dist, *, resume: str | None = None, max_steps: int
     if resume:
         state = _resume(engine, exp_dir, resume, state, dist)
     log = RunLog(exp_dir, engine.monitor, dist.is_main)
-    throughput = {"clips": 0, "seconds": 0.0, "wait": 0.0}
+    throughput = Throughput(dist.world_size)
     with progress_bar(dist.is_main) as progress:
-        for epoch in range(state["epoch"], solver["epochs"]):
+        for epoch in range(state["epoch"], solver.epochs):
             steps_left = None if max_steps is None else max_steps - state["step"]
             if steps_left is not None and steps_left <= 0:
                 break
-            epoch_stats = train_epoch(engine, train_loader, prompts, epoch, config, dist, log, progress, state,
-                                      steps_left)
-            for key in throughput:
-                throughput[key] += epoch_stats[key]
-            if epoch_stats["steps"] < len(train_loader):
+            steps = train_epoch(engine, train_loader, prompts, epoch, config, dist, log, progress, state, throughput,
+                                steps_left)
+            if steps < len(train_loader):
                 break  # stopped by max_steps inside the epoch: nothing to evaluate or checkpoint
             metrics = None
-            is_last = epoch + 1 == solver["epochs"]
-            if val_loader is not None and ((epoch + 1) % config["logging"]["eval_freq"] == 0 or is_last):
+            is_last = epoch + 1 == solver.epochs
+            if val_loader is not None and ((epoch + 1) % config.logging.eval_freq == 0 or is_last):
                 metrics = evaluate(engine.module, val_loader, prompts, progress)
                 log.record("val", state["step"], {k: metrics[k] for k in ("top1", "top5", "mean_class_accuracy")})
                 if dist.is_main:
                     console.print(results_table(f"epoch {epoch + 1} val", metrics))
             state["epoch"] = epoch + 1
             _save(engine, exp_dir, config, classes, state, metrics, dist)
-    seconds = max(throughput["seconds"], 1e-9)
     return {
         "epochs": state["epoch"], "steps": state["step"], "best_top1": state["best_top1"],
-        "best_epoch": state["best_epoch"], "clips_per_s": throughput["clips"] * dist.world_size / seconds,
-        "data_wait_pct": 100.0 * throughput["wait"] / seconds, "exp_dir": str(exp_dir),
-        "checkpoint": str(exp_dir / "checkpoints" / "best.pt"), "last_checkpoint": str(exp_dir / "checkpoints" / "last.pt"),
+        "best_epoch": state["best_epoch"], **throughput.summary(), "exp_dir": str(exp_dir),
+        "checkpoint": str(exp_dir / "checkpoints" / "best.pt"),
+        "last_checkpoint": str(exp_dir / "checkpoints" / "last.pt"),
     }
 
 
-def train_epoch(engine, loader, prompts, epoch: int, config: dict, dist: Dist, log: RunLog, progress, state: dict,
-                max_steps: int | None) -> dict:
-    """One epoch; returns clips, seconds and seconds spent waiting for data on this rank."""
+def train_epoch(engine, loader, prompts, epoch: int, config: RunConfig, dist: Dist, log: RunLog, progress, state: dict,
+                throughput: Throughput, max_steps: int | None) -> int:
+    """One epoch (or `max_steps` of it); returns the steps run. Logs every `print_freq` steps and at the end."""
     loader.set_epoch(epoch)
     log.record("data", state["step"], {"epoch": epoch + 1, "rank_sample_ranges": _gather(loader.plan.sample_range)})
     # One random prompt template per clip, from a generator seeded like the data so a resumed epoch repeats.
-    templates = torch.Generator(device=prompts.tokens.device).manual_seed(epoch_seed(config["seed"], epoch, dist.rank))
+    templates = torch.Generator(device=prompts.tokens.device).manual_seed(epoch_seed(config.seed, epoch, dist.rank))
     engine.train()
     num_steps = len(loader) if max_steps is None else min(len(loader), max_steps)
-    task = progress.add_task(f"epoch {epoch + 1}/{config['solver']['epochs']}", total=num_steps, status="")
-    clips, wait, started = 0, 0.0, time.perf_counter()
+    task = progress.add_task(f"epoch {epoch + 1}/{config.solver.epochs}", total=num_steps, status="")
+    throughput.start_epoch()
     batches = iter(loader)
     for step_in_epoch in range(num_steps):
         waiting = time.perf_counter()
         batch = next(batches)
-        wait += time.perf_counter() - waiting
+        waited = time.perf_counter() - waiting
         labels = batch["label"].to(dist.device)
         video_embedding, text_embedding, logit_scale = engine(batch["video"], prompts.sample(labels, templates))
         loss = actionclip_loss(video_embedding, text_embedding, labels, logit_scale)
         engine.backward(loss)
         engine.step()
         state["step"] += 1
-        clips += labels.shape[0]
-        if state["step"] % config["logging"]["print_freq"] == 0 or step_in_epoch == num_steps - 1:
-            elapsed = time.perf_counter() - started
+        throughput.step(labels.shape[0], waited)
+        if state["step"] % config.logging.print_freq == 0 or step_in_epoch == num_steps - 1:
             values = {"loss": _global_mean(loss.detach()), "lr": engine.get_lr()[0],
-                      "clips_per_s": clips * dist.world_size / elapsed, "data_wait_pct": 100.0 * wait / elapsed,
-                      "logit_scale": float(logit_scale.detach()), "epoch": epoch + 1}
+                      **throughput.close_window(state["step"]), "logit_scale": float(logit_scale.detach()),
+                      "epoch": epoch + 1}
             log.record("train", state["step"], values)
             progress.update(task, status=f"loss {values['loss']:.4f}  lr {values['lr']:.2e}  "
                                          f"{values['clips_per_s']:.1f} clips/s  wait {values['data_wait_pct']:.0f}%")
         progress.advance(task)
-    return {"clips": clips, "seconds": time.perf_counter() - started, "wait": wait, "steps": num_steps}
+    return num_steps
 
 
 def _global_mean(value: torch.Tensor) -> float:
@@ -150,17 +149,18 @@ def _resume(engine, exp_dir: Path, resume: str, state: dict, dist: Dist) -> dict
     return {key: client_state[key] for key in state}
 
 
-def _save(engine, exp_dir: Path, config: dict, classes: list[str], state: dict, metrics: dict | None,
+def _save(engine, exp_dir: Path, config: RunConfig, classes: list[str], state: dict, metrics: dict | None,
           dist: Dist) -> None:
     """DeepSpeed checkpoint for resuming; fp32 `last.pt`, and `best.pt` when val top-1 improved."""
     improved = metrics is not None and (state["best_top1"] is None or metrics["top1"] > state["best_top1"])
     if improved:
         state["best_top1"], state["best_epoch"] = metrics["top1"], state["epoch"]
-    checkpoint.save_epoch(engine, exp_dir, {**state, "config": config})
+    checkpoint.save_epoch(engine, exp_dir, {**state, "config": config.as_dict()})
     weights = checkpoint.fp32_state_dict(engine)  # every rank: the fp32 master copy is partitioned
     if dist.is_main:
         scores = {k: metrics[k] for k in ("top1", "top5", "mean_class_accuracy")} if metrics else {}
         folder = exp_dir / "checkpoints"
-        checkpoint.export_consolidated(folder / "last.pt", weights, config, classes, state["epoch"], scores)
+        saved = config.as_dict()
+        checkpoint.export_consolidated(folder / "last.pt", weights, saved, classes, state["epoch"], scores)
         if improved or (metrics is None and state["best_top1"] is None):
-            checkpoint.export_consolidated(folder / "best.pt", weights, config, classes, state["epoch"], scores)
+            checkpoint.export_consolidated(folder / "best.pt", weights, saved, classes, state["epoch"], scores)
