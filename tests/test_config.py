@@ -70,3 +70,13 @@ def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path):
     broken.write_text("data:\n  batch_size: 8\n  flip: [true\n")
     with pytest.raises(ConfigError, match=re.escape(f"{broken}: not valid YAML (line 4")):
         load_config(broken)
+
+
+def test_the_saved_config_loads_back_as_the_same_tree(tmp_path):
+    import yaml
+
+    config = load_config(REPO / "configs/k400.yaml", ["data.num_segments=16", "deepspeed.config.fp16.loss_scale=0"])
+    saved = tmp_path / "config.yaml"
+    saved.write_text(yaml.safe_dump(config.as_dict(), sort_keys=False))
+    assert load_config(saved) == config
+    assert "num_segments" in config.as_dict()["data"] and config.data.num_frames == 16
