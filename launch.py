@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.mode == "predict" and not (args.checkpoint and args.videos):
             raise ConfigError("predict needs --checkpoint C and at least one video file")
         config = load_config(args.config, args.overrides)
-        dist = init_distributed(args.local_rank)
+        dist = init_distributed(args.local_rank, config.deepspeed.timeout_minutes)
         if args.mode == "train":
             from training.train import train
 

@@ -7,21 +7,22 @@ import open_clip
 import torch
 import torch.nn.functional as F
 from open_clip.modified_resnet import ModifiedResNet
+from open_clip.transformer import QuickGELU
 from open_clip.utils import to_2tuple
 from torch import nn
 
-from actionclip.fusion import build_fusion_head, check_sim_header
+from actionclip.fusion import ChannelShiftConv, build_fusion_head, check_sim_header
 from actionclip.original_ckpt import import_original_checkpoint
 from actionclip.params import freeze_towers
 from actionclip.temporal import add_joint_space_time, add_temporal_shift, resnet_bottlenecks
 from actionclip.weights import WeightsSource, create_clip, resolve_model_name, resolve_weights
 
 
-def check_options(num_frames: int, sim_header: str, tsm: bool, joint: bool) -> None:
+def check_options(num_frames: int, sim_header: str, tsm: bool, joint: bool, conv1d_layout: str = "transpose") -> None:
     """Reject option combinations the model cannot build, before any weights are touched."""
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-    check_sim_header(sim_header)
+    check_sim_header(sim_header, conv1d_layout)
     if tsm and joint:
         raise ValueError("tsm (Shift) and joint (Joint) cannot be combined: Shift works on per-frame tokens, "
                          "Joint merges the frames into one sequence")
@@ -34,7 +35,8 @@ class ActionCLIP(nn.Module):
     """Video-text model. `clip` is a built open_clip CLIP whose weights are already loaded.
 
     Attributes for data pipelines: `image_size` (H, W), `image_mean`, `image_std` (per RGB channel, for
-    pixels scaled to [0, 1]), `num_frames`.
+    pixels scaled to [0, 1]), `num_frames`. `quick_gelu` and `conv1d_layout` tell what a state dict does not:
+    the towers' activation and the Conv_1D head's layout.
     """
 
     def __init__(
@@ -46,9 +48,10 @@ class ActionCLIP(nn.Module):
         tsm: bool = False,
         joint: bool = False,
         shift_div: int = 8,
+        conv1d_layout: str = "transpose",
     ) -> None:
         super().__init__()
-        check_options(num_frames, sim_header, tsm, joint)
+        check_options(num_frames, sim_header, tsm, joint, conv1d_layout)
         # A one-element logit scale instead of open_clip's 0-dim one: distributed wrappers that view every
         # parameter as bytes to broadcast it (DeepSpeed's engine does) reject 0-dim tensors.
         clip.logit_scale = nn.Parameter(clip.logit_scale.detach().reshape(1))
@@ -62,7 +65,9 @@ class ActionCLIP(nn.Module):
             add_temporal_shift(clip.visual, num_frames, shift_div)
         if joint:
             add_joint_space_time(clip.visual, num_frames)
-        self.fusion = build_fusion_head(sim_header, embed_dim, num_frames)
+        # The original sizes its Transf head from OpenAI CLIP's text transformer; other text towers have no such width.
+        text_width = clip.transformer.width if isinstance(clip, open_clip.CLIP) else None
+        self.fusion = build_fusion_head(sim_header, embed_dim, num_frames, text_width, conv1d_layout)
         preprocess = clip.visual.preprocess_cfg
         self.image_size: tuple[int, int] = tuple(to_2tuple(preprocess["size"]))
         self.image_mean: tuple[float, ...] = tuple(preprocess["mean"])
@@ -72,6 +77,17 @@ class ActionCLIP(nn.Module):
     def logit_scale(self) -> nn.Parameter:
         """The learned log temperature (forward returns its exponential)."""
         return self.clip.logit_scale
+
+    @property
+    def quick_gelu(self) -> bool:
+        """Whether CLIP's towers run QuickGELU (OpenAI CLIP's activation) rather than GELU."""
+        return any(isinstance(module, QuickGELU) for module in self.clip.modules())
+
+    @property
+    def conv1d_layout(self) -> str:
+        """The Conv_1D head's input layout ('transpose' or 'original', see ChannelShiftConv); 'transpose' for
+        the other heads."""
+        return self.fusion.layout if isinstance(self.fusion, ChannelShiftConv) else "transpose"
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute the image tower's blocks in backward instead of storing their activations."""
@@ -129,6 +145,7 @@ def build_model(
     quick_gelu: Optional[bool] = None,
     shift_div: int = 8,
     zero_init_residual: bool = True,
+    conv1d_layout: str = "transpose",
     cache_dir: Optional[str] = None,
 ) -> ActionCLIP:
     """Build an ActionCLIP model from config values.
@@ -137,24 +154,27 @@ def build_model(
         or a path to an open_clip model-config JSON.
     pretrained: None/'none' (random init), an open_clip tag (e.g. 'openai'), or a local file: an OpenAI CLIP
         .pt (TorchScript archive or state dict), an open_clip state dict (.bin/.pt/.safetensors), or an
-        original ActionCLIP checkpoint (also loads its fusion head; options must match it); or a WeightsSource
-        from `read_weights_file`, for a file already read.
+        original ActionCLIP checkpoint (also loads its fusion head; options must match it; a Conv_1D one runs
+        with conv1d_layout 'original'); or a WeightsSource from `read_weights_file`, for a file already read.
     quick_gelu: activation override; by default QuickGELU when the weights were trained with it
-        (OpenAI tags and archives, ActionCLIP checkpoints), else the model config's choice.
+        (OpenAI tags and archives, ActionCLIP checkpoints), else the model config's choice. The model's
+        `quick_gelu` tells which it got.
     shift_div: with tsm, 1/shift_div of the channels shift back and 1/shift_div forward.
     zero_init_residual: open_clip's random init of a ModifiedResNet zeroes the last BN scale of every
         bottleneck, so each residual branch starts closed; False starts them open (scale 1). Trained from
         scratch with AdamW, the closed branches barely open and the tower learns like a plain conv stack.
         Only for random init (pretrained 'none').
+    conv1d_layout: 'transpose' (default) or 'original', the Conv_1D head's input layout (see ChannelShiftConv).
     """
-    check_options(num_frames, sim_header, tsm, joint)
+    check_options(num_frames, sim_header, tsm, joint, conv1d_layout)
     name = resolve_model_name(model_name)
     source = resolve_weights(name, pretrained, cache_dir)
     clip = create_clip(name, source, quick_gelu)
     if not zero_init_residual:
         open_residual_branches(clip.visual, source)
     embed_dim = open_clip.get_model_config(name)["embed_dim"]
-    model = ActionCLIP(clip, embed_dim, num_frames, sim_header, tsm=tsm, joint=joint, shift_div=shift_div)
+    model = ActionCLIP(clip, embed_dim, num_frames, sim_header, tsm=tsm, joint=joint, shift_div=shift_div,
+                       conv1d_layout=conv1d_layout)
     if source.kind == "actionclip":
         import_original_checkpoint(model, source.state, source=source.path)
     freeze_towers(model, fix_text=fix_text, fix_img=fix_img)

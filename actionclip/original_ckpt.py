@@ -4,6 +4,10 @@ Layout: {'epoch', 'model_state_dict', 'fusion_model_state_dict', 'optimizer_stat
 uses OpenAI CLIP key names, which open_clip's `CLIP` shares, including the `.net` level of Shift-wrapped
 visual blocks (ours wraps the same way). The fusion part carries DataParallel's `module.` prefix and, as
 in the original code, a frame position table for every head but `meanP`, used only by `Transf`.
+
+What the weights alone do not say: the original runs OpenAI CLIP's QuickGELU, so only a QuickGELU model
+imports them, and its Conv_1D head reads its input in its own layout, which an imported Conv_1D head takes
+on and an exported one must already have.
 """
 from __future__ import annotations
 
@@ -90,6 +94,14 @@ def _require_openai_layout(model: "ActionCLIP") -> None:
                          f"{type(model.clip).__name__}, which does not share it")
 
 
+def _require_quick_gelu(model: "ActionCLIP", source: str) -> None:
+    if not model.quick_gelu:
+        raise ValueError(f"{source}: original ActionCLIP checkpoints are OpenAI CLIP fine-tunes and run QuickGELU, "
+                         f"but this model was built with GELU, so it would compute other embeddings from the same "
+                         f"weights; build it with quick_gelu=True (network.quick_gelu: true), or leave quick_gelu "
+                         f"unset (network.quick_gelu: null), which takes QuickGELU for an original checkpoint")
+
+
 def import_original_checkpoint(
     model: "ActionCLIP",
     checkpoint: Mapping[str, Any] | str | Path,
@@ -103,6 +115,7 @@ def import_original_checkpoint(
         source = str(checkpoint)
         checkpoint = read_original_checkpoint(checkpoint)
     _require_openai_layout(model)
+    _require_quick_gelu(model, source)
 
     clip_state = {k: v for k, v in checkpoint["model_state_dict"].items() if k not in _CLIP_EXTRAS}
     has_shift = any(".net." in k for k in clip_state if k.startswith("visual.transformer.resblocks."))
@@ -122,11 +135,23 @@ def import_original_checkpoint(
     if sim_header in _HEADS_WITH_UNUSED_FRAME_POSITIONS:
         fusion_state.pop(_FRAME_POSITIONS, None)
     _load(model.fusion, fusion_state, source, "fusion_model_state_dict")
+    if sim_header == "Conv_1D":
+        model.fusion.layout = "original"  # the layout these weights were trained in
 
 
 def export_original_checkpoint(model: "ActionCLIP", epoch: int = 0) -> dict[str, Any]:
     """`model` in the original ActionCLIP checkpoint layout (loadable by the original code)."""
     _require_openai_layout(model)
+    if not model.quick_gelu:
+        raise ValueError("this model uses GELU, but original ActionCLIP checkpoints are OpenAI CLIP fine-tunes that "
+                         "the original code runs with QuickGELU: exported, these weights would predict differently. "
+                         "Export a model built with quick_gelu=True (network.quick_gelu: true)")
+    if model.sim_header == "Conv_1D" and model.conv1d_layout != "original":
+        raise ValueError(f"this model's Conv_1D head has conv1d_layout {model.conv1d_layout!r}: its conv runs over "
+                         f"each channel's values in time, while the original code feeds it the (B, T, D) frames "
+                         f"re-read as (B, D, T), so these weights would predict differently there. Only a Conv_1D "
+                         f"model with conv1d_layout 'original' (network.conv1d_layout: original; importing an "
+                         f"original Conv_1D checkpoint selects it) exports to the original format")
     to_original = {ours: original for original, ours in _JOINT_KEYS.items()} if model.joint else {}
     clip_state = {to_original.get(k, k): v for k, v in model.clip.state_dict().items()}
     clip_state["logit_scale"] = clip_state["logit_scale"].reshape(())  # the original stores a 0-dim scale

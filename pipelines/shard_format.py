@@ -4,12 +4,15 @@ A sample is the tar members `<key>.<component>` for COMPONENTS; its key has no d
 9-digit position in the split's shuffled order. `.info` is little-endian int32 [label, video_frames,
 height, width] (DALI reads it without Python), and video_frames is exactly what a decoder returns. Every
 tar has a DALI webdataset index (`.idx`, "v1.2": a header `v1.2 <samples>`, then per sample the fields
-`component offset size member` of each component).
+`component offset size member` of each component). The `.json` holds, under DIGEST_KEY, the SHA-256 of
+every other component as written (shards built before that have none).
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
@@ -17,6 +20,9 @@ COMPONENTS = ("mp4", "cls", "info", "json")
 # What the loaders read of a sample: the video and its .info record.
 LOADER_COMPONENTS = ("mp4", "info")
 INFO_FIELDS = ("label", "video_frames", "height", "width")
+# The components whose SHA-256 the sample's .json stores under DIGEST_KEY ({component: hex digest}).
+DIGESTED_COMPONENTS = ("mp4", "cls", "info")
+DIGEST_KEY = "sha256"
 INDEX_VERSION = "v1.2"
 KEY_DIGITS = 9
 # Codecs DALI decodes on the CPU; the others need NVDEC (device="mixed").
@@ -37,6 +43,11 @@ def decode_info(raw: bytes) -> dict[str, int]:
     if values.size != len(INFO_FIELDS):
         raise FormatError(f".info holds {values.size} int32 values, expected {len(INFO_FIELDS)}")
     return dict(zip(INFO_FIELDS, (int(v) for v in values)))
+
+
+def component_digests(members: Mapping[str, bytes]) -> dict[str, str]:
+    """The .json's DIGEST_KEY entry for a sample's members: hex SHA-256 of each DIGESTED_COMPONENTS member."""
+    return {component: hashlib.sha256(members[component]).hexdigest() for component in DIGESTED_COMPONENTS}
 
 
 def sample_key(name: str, split: str, position: int) -> str:

@@ -2,18 +2,22 @@
 
 Resumable by construction: every split is shuffled with the seed, a sample's key is its position in that
 order, and a shard is finished once its `.idx` exists. A re-run keeps finished shards and re-encodes only
-the positions that no finished shard covers (a killed run, or a deleted shard), into the same shard numbers.
+the positions that no finished shard covers (a killed run, a deleted or damaged shard), into the same shard
+numbers; `shard_tools.resume` makes sure the finished shards came from the same settings and inputs.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import random
 import statistics
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_context
+from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Iterator
 
@@ -21,11 +25,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from pipelines.shard_format import decode_info, key_position, read_index, sample_key
+from pipelines.shard_format import decode_info, read_index, sample_key
 from shard_tools import inputs as annotations
+from shard_tools import resume
 from shard_tools.encode import ENCODERS, EncodeOptions, VideoRejected, reencode
+from shard_tools.errors import ToolError
 from shard_tools.shards import (
-    Sample, ShardWriter, atomic_write_bytes, atomic_write_json, failures_path, manifest_path, read_member, shard_stem,
+    Sample, ShardWriter, atomic_write_bytes, atomic_write_json, failures_path, manifest_path, read_member,
+    record_path, shard_stem, split_shards,
 )
 
 FORMATS = ("kinetics", "ucf101", "hmdb51", "csv", "folder")
@@ -86,6 +93,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=1, help="encoding processes")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffle across shards")
     parser.add_argument("--strict", action="store_true", help="exit non-zero when any video failed")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete the built splits' old shards, indexes, manifests and failure lists first and "
+                             "rebuild them (needed when --out holds shards of other settings or inputs)")
     parser.set_defaults(run=run)
 
 
@@ -135,16 +145,6 @@ def encode_one(task: EncodeTask) -> Sample | dict:
     return Sample(task.key, encoded.data, task.label, encoded.video_frames, encoded.height, encoded.width, meta)
 
 
-def finished_shards(out: Path, name: str, split: str) -> dict[int, list[int]]:
-    """Shard number -> sample positions, for every shard whose tar and index both exist."""
-    finished = {}
-    for idx_path in sorted(out.glob(f"{name}-{split}-[0-9]*.idx")):
-        number = int(idx_path.stem.rsplit("-", 1)[1])
-        if idx_path.with_suffix(".tar").exists():
-            finished[number] = [key_position(key) for key in read_index(idx_path)]
-    return finished
-
-
 def plan_gaps(finished: dict[int, list[int]], num_inputs: int) -> list[Gap]:
     """The position ranges no finished shard covers, each bounded by the finished shards around it."""
     gaps, next_position, number = [], 0, 0
@@ -187,7 +187,7 @@ def write_gaps(gaps: list[Gap], results: Iterator[Sample | dict], out: Path,
 def split_statistics(out: Path, name: str, split: str, classes: list[str]) -> dict:
     """Counts and frame statistics read back from the finished shards (covers resumed shards too)."""
     shards, counts, frames, sizes = [], [0] * len(classes), [], Counter()
-    for idx_path in sorted(out.glob(f"{name}-{split}-[0-9]*.idx")):
+    for idx_path in split_shards(out, name, split, ".idx"):
         tar_path = idx_path.with_suffix(".tar")
         entries = read_index(idx_path)
         with open(tar_path, "rb") as handle:
@@ -204,14 +204,22 @@ def split_statistics(out: Path, name: str, split: str, classes: list[str]) -> di
             "resolutions": dict(sizes.most_common(5)), "num_samples": sum(counts)}
 
 
-def build_split(split: str, items: list[tuple[annotations.VideoInput, int]], classes: list[str],
-                args: argparse.Namespace, options: EncodeOptions, pool, progress: Progress) -> dict:
+def build_split(split: str, items: list[tuple[annotations.VideoInput, int]], classes: list[str], record: dict,
+                args: argparse.Namespace, options: EncodeOptions, pool: Pool | None, progress: Progress) -> dict:
+    if args.overwrite:
+        removed = resume.remove_split(args.out, args.name, split)
+        if removed:
+            console.print(f"--overwrite: deleted {len(removed)} file(s) of {args.name}-{split} in {args.out}",
+                          soft_wrap=True)
+    atomic_write_json(record_path(args.out, args.name, split), record)
     order = list(range(len(items)))
     random.Random(f"{args.seed}:{split}").shuffle(order)
     tasks = [EncodeTask(position, sample_key(args.name, split, position), items[source][0], items[source][1],
                         classes[items[source][1]], options)
              for position, source in enumerate(order)]
-    finished = finished_shards(args.out, args.name, split)
+    finished, damaged = resume.finished_shards(args.out, args.name, split, len(classes))
+    for damage in damaged:
+        console.print(f"[yellow]damaged shard[/] {damage}: deleted, rebuilding it", soft_wrap=True)
     gaps = plan_gaps(finished, len(tasks))
     pending = [task for gap in gaps for task in tasks[gap.start:gap.end]]
     failure_file = failures_path(args.out, args.name, split)
@@ -240,10 +248,10 @@ def build_split(split: str, items: list[tuple[annotations.VideoInput, int]], cla
         **split_statistics(args.out, args.name, split, classes), "failures": failures,
     }
     if manifest["num_samples"] + manifest["num_failed"] != manifest["num_inputs"]:
-        raise RuntimeError(
-            f"{split}: {manifest['num_samples']} written + {manifest['num_failed']} failed != "
-            f"{manifest['num_inputs']} inputs; the shards in {args.out} do not belong to these annotations "
-            "or this seed: remove them and rebuild"
+        raise ToolError(
+            f"{args.out}: {args.name}-{split} has {manifest['num_samples']} written + {manifest['num_failed']} "
+            f"failed != {manifest['num_inputs']} inputs; its shards do not all come from this build: re-run "
+            "with --overwrite"
         )
     atomic_write_json(manifest_path(args.out, args.name, split), manifest)
     return manifest
@@ -258,38 +266,77 @@ def _read_jsonl(path: Path) -> list[dict]:
 def run(args: argparse.Namespace) -> int:
     try:
         inputs, classes, derived = load_dataset(args)
-        present = sorted({item.split for item in inputs})
-        wanted = [s for group in args.split for s in group.split(",")] if args.split else present
-        missing = [split for split in wanted if split not in present]
-        if missing:
-            raise annotations.AnnotationError(f"no inputs for split(s) {missing}; the annotations have {present}")
-        # Labels are checked for the requested splits only: a split may use its own label set (zero-shot).
-        inputs = [item for item in inputs if item.split in wanted]
-        label_ids = annotations.label_ids(inputs, classes, str(args.annotations or args.root))
-    except (annotations.AnnotationError, OSError) as error:
-        console.print(f"[red]build-shards: {error}")
-        return 2
-    args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ToolError(f"cannot read {error.filename or args.annotations}: {error.strerror or error}") from None
+    present = sorted({item.split for item in inputs})
+    wanted = [s for group in args.split for s in group.split(",")] if args.split else present
+    missing = [split for split in wanted if split not in present]
+    if missing:
+        raise annotations.AnnotationError(f"no inputs for split(s) {missing}; the annotations have {present}")
+    # Labels are checked for the requested splits only: a split may use its own label set (zero-shot).
+    inputs = [item for item in inputs if item.split in wanted]
+    label_ids = annotations.label_ids(inputs, classes, str(args.annotations or args.root))
+    by_split: dict[str, list[tuple[annotations.VideoInput, int]]] = {split: [] for split in wanted}
+    for item, label in zip(inputs, label_ids):
+        by_split[item.split].append((item, label))
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        with resume.build_lock(args.out):
+            return build(args, by_split, classes, derived)
+    except OSError as error:
+        raise ToolError(write_error(error, args.out)) from None
+
+
+def write_error(error: OSError, out: Path) -> str:
+    """One line for a failed write under --out: which file, why, and what to do."""
+    where = error.filename or out
+    if error.errno == errno.ENOSPC:
+        writing = f" (writing {error.filename})" if error.filename else ""
+        return (f"no space left on the disk of {out}{writing}: free space or choose another --out, then re-run the "
+                "same command (finished shards are kept)")
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write {where}: {error.strerror}; choose a writable --out or fix its permissions"
+    return f"cannot write {where}: {error.strerror or error}"
+
+
+@contextmanager
+def encoder_pool(workers: int) -> Iterator[Pool | None]:
+    """`workers` encoding processes (none for 1); on an error they are stopped, not left to finish the queue."""
+    if workers <= 1:
+        yield None
+        return
+    pool = get_context("spawn").Pool(workers)
+    try:
+        yield pool
+    except BaseException:
+        pool.terminate()
+        raise
+    else:
+        pool.close()
+    finally:
+        pool.join()
+
+
+def build(args: argparse.Namespace, by_split: dict[str, list[tuple[annotations.VideoInput, int]]],
+          classes: list[str], derived: bool) -> int:
+    """Build every split of `by_split` into --out (locked by the caller); refuses before writing anything when
+    --out holds shards of another build."""
+    parameters = {key: getattr(args, key) for key in resume.RECORDED_FLAGS}
+    records = {split: resume.build_record(args.name, split, parameters, classes, items)
+               for split, items in by_split.items()}
+    if not args.overwrite:
+        for split, record in records.items():
+            resume.check_resume(args.out, args.name, split, record)
     if derived:
         annotations.write_labels_csv(args.out / f"{args.name}-classes.csv", classes)
     options = EncodeOptions(codec=args.codec, short_side=args.short_side, fps_cap=args.fps_cap, gop=args.gop,
                             crf=args.crf, min_frames=args.min_frames, use_time_window=args.use_time_window)
-    by_split: dict[str, list[tuple[annotations.VideoInput, int]]] = {}
-    for item, label in zip(inputs, label_ids):
-        by_split.setdefault(item.split, []).append((item, label))
-
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]} videos/s"), TimeRemainingColumn(),
                TextColumn("failed: {task.fields[failed]}"))
-    pool = get_context("spawn").Pool(args.workers) if args.workers > 1 else None
-    try:
-        with Progress(*columns, console=console) as progress:
-            manifests = [build_split(split, by_split[split], classes, args, options, pool, progress)
-                         for split in wanted]
-    finally:
-        if pool:
-            pool.close()
-            pool.join()
+    with encoder_pool(args.workers) as pool, Progress(*columns, console=console) as progress:
+        manifests = [build_split(split, items, classes, records[split], args, options, pool, progress)
+                     for split, items in by_split.items()]
     print_summary(manifests, args.out)
     written = sum(m["num_samples"] for m in manifests)
     failed = sum(m["num_failed"] for m in manifests)

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Sequence
 
 from shard_tools import build, inspect, synth, verify
+from shard_tools.errors import ToolError
 
 SUBCOMMANDS = (build, verify, inspect, synth)
 
@@ -21,5 +23,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; a `ToolError` is printed as one `error: ...` line (no traceback), exit status 2."""
     args = parser().parse_args(argv)
-    return int(args.run(args) or 0)
+    try:
+        return int(args.run(args) or 0)
+    except ToolError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

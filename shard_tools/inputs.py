@@ -14,11 +14,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from shard_tools.errors import ToolError
+
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv"}
 KINETICS_TEMPLATE = "{youtube_id}_{time_start:06d}_{time_end:06d}.mp4"
 
 
-class AnnotationError(ValueError):
+class AnnotationError(ToolError):
     """An annotation file or class list that cannot be used as given."""
 
 
@@ -41,15 +43,27 @@ def normalise_class_name(name: str) -> str:
 
 
 def read_labels_csv(path: Path) -> list[str]:
-    """Read an `id,name` class list; ids must be 0..n-1 (any order in the file)."""
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None or not {"id", "name"} <= set(reader.fieldnames):
-            raise AnnotationError(f"{path}: a labels CSV needs the header 'id,name' (got {reader.fieldnames})")
-        rows = {int(row["id"]): row["name"].strip() for row in reader}
-    if sorted(rows) != list(range(len(rows))):
-        raise AnnotationError(f"{path}: class ids must be 0..{len(rows) - 1} with none missing")
-    return [rows[i] for i in range(len(rows))]
+    """Read an `id,name` class list; ids must be 0..n-1 (any order in the file), ids and names unique."""
+    by_id: dict[int, tuple[int, str]] = {}
+    by_name: dict[str, tuple[int, str]] = {}
+    for line, row in _read_csv_rows(path, ("id", "name")):
+        raw_id, name = row["id"].strip(), row["name"].strip()
+        if not raw_id.isdigit():
+            raise AnnotationError(f"{path}: line {line}: id {raw_id!r} is not a whole number; ids are 0..n-1")
+        class_id, key = int(raw_id), normalise_class_name(name)
+        if class_id in by_id:
+            raise AnnotationError(f"{path}: line {line}: id {class_id} again (line {by_id[class_id][0]} has it "
+                                  f"for {by_id[class_id][1]!r}); give every class its own id")
+        if key in by_name:
+            raise AnnotationError(f"{path}: line {line}: class {name!r} again (line {by_name[key][0]} has "
+                                  f"{by_name[key][1]!r}; case, spaces and underscores are ignored); "
+                                  "names must be unique")
+        by_id[class_id] = by_name[key] = (line, name)
+    missing = sorted(set(range(len(by_id))) - set(by_id))
+    if missing:
+        raise AnnotationError(f"{path}: class ids must be 0..{len(by_id) - 1} with none missing; "
+                              f"missing {missing[:10]}")
+    return [by_id[i][1] for i in range(len(by_id))]
 
 
 def write_labels_csv(path: Path, classes: list[str]) -> None:
@@ -63,13 +77,30 @@ def class_lookup(classes: list[str]) -> dict[str, int]:
     return {normalise_class_name(name): index for index, name in enumerate(classes)}
 
 
-def _read_csv_rows(path: Path, required: set[str]) -> list[dict[str, str]]:
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = required - set(reader.fieldnames or [])
-        if missing:
-            raise AnnotationError(f"{path}: missing column(s) {sorted(missing)}; header is {reader.fieldnames}")
-        return list(reader)
+def _read_csv_rows(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) of every row of a CSV with a header; each row must give the required columns a value."""
+    rows = []
+    try:
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = [column for column in required if column not in (reader.fieldnames or [])]
+            if missing:
+                raise AnnotationError(f"{path}: missing column(s) {missing}; header is {reader.fieldnames}")
+            for row in reader:
+                absent = [column for column in required if row[column] is None]
+                if absent:
+                    raise AnnotationError(f"{path}: line {reader.line_num} is short: no {', '.join(absent)} "
+                                          f"(every row needs {','.join(required)}); complete or remove it")
+                empty = [column for column in required if not row[column].strip()]
+                if empty:
+                    raise AnnotationError(f"{path}: line {reader.line_num}: {', '.join(empty)} is empty; "
+                                          "fill it in or remove the row")
+                rows.append((reader.line_num, row))
+    except UnicodeDecodeError as error:
+        raise AnnotationError(f"{path}: not UTF-8 text ({error.reason}); save it as a UTF-8 CSV") from error
+    except csv.Error as error:
+        raise AnnotationError(f"{path}: line {reader.line_num}: not valid CSV ({error})") from error
+    return rows
 
 
 def _resolve(root: Path, relative: str) -> str:
@@ -77,14 +108,27 @@ def _resolve(root: Path, relative: str) -> str:
     return str(path if path.is_absolute() else root / path)
 
 
+def _seconds(value: str, column: str, where: str) -> int:
+    try:
+        return int(float(value))
+    except (ValueError, OverflowError):
+        raise AnnotationError(f"{where}: {column} {value!r} is not a number of seconds") from None
+
+
 def read_kinetics(annotations: Path, root: Path, path_template: str) -> list[VideoInput]:
-    rows = _read_csv_rows(annotations, {"label", "youtube_id", "time_start", "time_end"})
     inputs = []
-    for row in rows:
-        start, end = int(float(row["time_start"])), int(float(row["time_end"]))
-        fields = {**row, "time_start": start, "time_end": end, "split": row.get("split", "train")}
+    for line, row in _read_csv_rows(annotations, ("label", "youtube_id", "time_start", "time_end")):
+        where = f"{annotations}: line {line}"
+        start, end = _seconds(row["time_start"], "time_start", where), _seconds(row["time_end"], "time_end", where)
+        fields = {**row, "time_start": start, "time_end": end, "split": row.get("split") or "train"}
+        try:
+            relative = path_template.format(**fields)
+        except (KeyError, IndexError, ValueError) as error:
+            known = " ".join(name for name in fields if name is not None)
+            problem = f"has no field {{{error.args[0]}}}" if isinstance(error, KeyError) else f"does not fit ({error})"
+            raise AnnotationError(f"--path-template {path_template!r}: {where} {problem}; the fields are {known}") from None
         inputs.append(VideoInput(
-            path=_resolve(root, path_template.format(**fields)),
+            path=_resolve(root, relative),
             label=row["label"],
             split=fields["split"],
             source_id=f"{row['youtube_id']}_{start:06d}_{end:06d}",
@@ -129,10 +173,9 @@ def read_hmdb51(split_dir: Path, root: Path, split_id: int) -> tuple[list[VideoI
 
 
 def read_generic_csv(annotations: Path, root: Path) -> list[VideoInput]:
-    rows = _read_csv_rows(annotations, {"path", "label"})
     return [
         VideoInput(_resolve(root, row["path"]), row["label"], row.get("split") or "train", Path(row["path"]).stem)
-        for row in rows
+        for _, row in _read_csv_rows(annotations, ("path", "label"))
     ]
 
 

@@ -7,6 +7,7 @@ import json
 from rich.console import Console
 from rich.table import Table
 
+from shard_tools.errors import ToolError
 from shard_tools.shards import manifests_in
 
 
@@ -36,8 +37,7 @@ def summarise(manifest: dict) -> dict:
 def run(args: argparse.Namespace) -> int:
     manifests = manifests_in(args.paths)
     if not manifests:
-        Console(stderr=True).print(f"[red]inspect: no *.manifest.json in {args.paths}; build-shards writes them")
-        return 2
+        raise ToolError(f"inspect: no *.manifest.json in {args.paths}; build-shards writes them")
     rows = [summarise(json.loads(path.read_text())) for path in manifests]
     if args.json:
         print(json.dumps(rows, indent=1))

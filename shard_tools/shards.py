@@ -4,13 +4,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from wds2idx import IndexCreator  # shipped with the DALI wheel
 
-from pipelines.shard_format import encode_info
+from pipelines.shard_format import DIGEST_KEY, component_digests, encode_info
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,25 @@ def failures_path(folder: Path, name: str, split: str) -> Path:
     return folder / f"{name}-{split}.failures.jsonl"
 
 
+def record_path(folder: Path, name: str, split: str) -> Path:
+    """The split's build record: the settings and input fingerprint a re-run must match to resume."""
+    return folder / f"{name}-{split}.build.json"
+
+
+def lock_path(folder: Path) -> Path:
+    return folder / ".build-shards.lock"
+
+
+def shard_number(path: Path) -> int:
+    return int(path.stem.rsplit("-", 1)[1])
+
+
+def split_shards(folder: Path, name: str, split: str, suffix: str) -> list[Path]:
+    """The split's shard files ending in `suffix` (".tar", ".idx"), in shard-number order."""
+    pattern = re.compile(rf"{re.escape(name)}-{re.escape(split)}-[0-9]{{6,}}{re.escape(suffix)}")
+    return sorted((path for path in folder.iterdir() if pattern.fullmatch(path.name)), key=shard_number)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_bytes(data)
@@ -57,12 +77,14 @@ class ShardWriter:
         self.samples = 0
 
     def add(self, sample: Sample) -> None:
+        """Append the sample's members; its .json records the SHA-256 of the others as written."""
         members = {
             "mp4": sample.video,
             "cls": str(sample.label).encode(),
             "info": encode_info(sample.label, sample.video_frames, sample.height, sample.width),
-            "json": json.dumps(sample.meta, sort_keys=True).encode(),
         }
+        meta = {**sample.meta, DIGEST_KEY: component_digests(members)}
+        members["json"] = json.dumps(meta, sort_keys=True).encode()
         for extension, data in members.items():
             info = tarfile.TarInfo(f"{sample.key}.{extension}")
             info.size = len(data)

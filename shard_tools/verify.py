@@ -13,7 +13,11 @@ from rich.progress import Progress
 from rich.table import Table
 
 from pipelines.pyav_decode import count_frames
-from pipelines.shard_format import COMPONENTS, DALI_CPU_CODECS, GPU_ONLY_CODECS, decode_info, member_key, read_index
+from pipelines.shard_format import (
+    COMPONENTS, DALI_CPU_CODECS, DIGEST_KEY, DIGESTED_COMPONENTS, GPU_ONLY_CODECS, component_digests, decode_info,
+    member_key, read_index,
+)
+from shard_tools.errors import ToolError
 from shard_tools.shards import shard_tars
 
 console = Console(stderr=True)
@@ -29,9 +33,10 @@ class Problem:
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "verify", help="decode every sample and check components, labels, frame counts and indexes",
-        description="Check shards: all components present, .cls and .info agree, the decoder returns exactly "
-                    ".info's frame count (DALI for VP9/MJPEG, PyAV otherwise, DALI on GPU when --device gpu), "
-                    "and every .idx matches its tar. Exit status 1 when anything is wrong.",
+        description="Check shards: all components present, their SHA-256 as recorded in the .json, .cls and "
+                    ".info agree, the decoder returns exactly .info's frame count (DALI for VP9/MJPEG, PyAV "
+                    "otherwise, DALI on GPU when --device gpu), and every .idx matches its tar. Exit status 1 "
+                    "when anything is wrong.",
     )
     parser.add_argument("paths", nargs="+", help="shard folders, .tar files or .manifest.json files")
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
@@ -108,18 +113,33 @@ def decoder_message(error: Exception) -> str:
     return (telling or lines or [type(error).__name__])[0][:200]
 
 
-def check_sample(parts: dict[str, bytes], count_with_dali, num_classes: int | None) -> list[str]:
-    """Everything wrong with one sample, as sentences."""
+def check_digests(parts: dict[str, bytes], meta: dict) -> list[str] | None:
+    """Components whose bytes differ from the SHA-256 the .json recorded; None when it recorded none (older
+    shards)."""
+    stored = meta.get(DIGEST_KEY)
+    if stored is None:
+        return None
+    if not isinstance(stored, dict):
+        return [f".json {DIGEST_KEY!r} is not a component -> SHA-256 table"]
+    computed = component_digests(parts)
+    return [f".{component} does not match its SHA-256 in the .json (recorded {str(stored.get(component))[:12]}..., "
+            f"content {computed[component][:12]}...): the bytes changed after the build"
+            for component in DIGESTED_COMPONENTS if stored.get(component) != computed[component]]
+
+
+def check_sample(parts: dict[str, bytes], count_with_dali, num_classes: int | None) -> tuple[list[str], bool]:
+    """Everything wrong with one sample, as sentences, and whether its .json lacks content hashes."""
     missing = [c for c in COMPONENTS if c not in parts]
     if missing:
-        return [f"missing component(s) {missing}"]
-    issues = []
+        return [f"missing component(s) {missing}"], False
     try:
         info = decode_info(parts["info"])
         label = int(parts["cls"].decode())
         meta = json.loads(parts["json"])
     except (ValueError, UnicodeDecodeError) as error:
-        return [f"unreadable .cls/.info/.json: {error}"]
+        return [f"unreadable .cls/.info/.json: {error}"], False
+    digest_issues = check_digests(parts, meta)
+    issues = list(digest_issues or [])
     if label != info["label"]:
         issues.append(f".cls says {label} but .info says {info['label']}")
     if num_classes is not None and not 0 <= label < num_classes:
@@ -130,21 +150,24 @@ def check_sample(parts: dict[str, bytes], count_with_dali, num_classes: int | No
     try:
         decoded = count_with_dali(parts["mp4"]) if codec in count_with_dali.codecs else count_frames(parts["mp4"])
     except Exception as error:  # any decoder failure is the finding, reported against the sample
-        return issues + [f"does not decode ({codec}): {decoder_message(error)}"]
+        return issues + [f"does not decode ({codec}): {decoder_message(error)}"], digest_issues is None
     if decoded != info["video_frames"]:
         issues.append(f"decoder returns {decoded} frames, .info says {info['video_frames']}")
-    return issues
+    return issues, digest_issues is None
 
 
-def verify_tar(tar_path: Path, counter, num_classes: int | None) -> tuple[int, list[Problem]]:
+def verify_tar(tar_path: Path, counter, num_classes: int | None) -> tuple[int, int, list[Problem]]:
+    """(samples, samples without content hashes, problems) of one tar."""
     try:
         samples, offsets = _members(tar_path)
     except (tarfile.TarError, OSError) as error:
-        return 0, [Problem(tar_path.name, "-", f"unreadable tar: {error}")]
-    problems = check_index(tar_path, offsets)
+        return 0, 0, [Problem(tar_path.name, "-", f"unreadable tar: {error}")]
+    problems, unhashed = check_index(tar_path, offsets), 0
     for key, parts in samples.items():
-        problems += [Problem(tar_path.name, key, issue) for issue in check_sample(parts, counter, num_classes)]
-    return len(samples), problems
+        issues, lacks_hashes = check_sample(parts, counter, num_classes)
+        problems += [Problem(tar_path.name, key, issue) for issue in issues]
+        unhashed += lacks_hashes
+    return len(samples), unhashed, problems
 
 
 def _num_classes(tar_path: Path) -> int | None:
@@ -157,19 +180,23 @@ def run(args: argparse.Namespace) -> int:
     try:
         tars = shard_tars(args.paths)
     except (FileNotFoundError, KeyError, json.JSONDecodeError) as error:
-        console.print(f"[red]verify: {error}")
-        return 2
+        raise ToolError(f"verify: {error}") from None
     if not tars:
-        console.print(f"[red]verify: no shards found in {args.paths}")
-        return 2
+        raise ToolError(f"verify: no shards found in {args.paths}")
     counter = DaliFrameCounter(args.device, args.threads)
-    problems, total = [], 0
+    problems, total, unhashed = [], 0, {}
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("verify", total=len(tars))
         for tar_path in tars:
-            count, found = verify_tar(tar_path, counter, _num_classes(tar_path))
+            count, lacking, found = verify_tar(tar_path, counter, _num_classes(tar_path))
             total, problems = total + count, problems + found
+            if lacking:
+                unhashed[tar_path.name] = lacking
             progress.advance(task)
+    if unhashed:
+        console.print(f"note: {sum(unhashed.values())} sample(s) in {len(unhashed)} shard(s) (e.g. {next(iter(unhashed))}) "
+                      "have no content hashes (built before build-shards recorded them): only their decode checks "
+                      "ran; rebuild them to add hashes", soft_wrap=True)
     if problems:
         table = Table(title=f"{len(problems)} problem(s) in {len(tars)} shard(s)")
         for column in ("shard", "key", "problem"):
@@ -179,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
         Console().print(table)
         console.print("[red]verify failed[/]: rebuild the named shards (delete them and re-run build-shards)")
         return 1
-    Console().print(f"verified {total} samples in {len(tars)} shard(s): all components present, labels agree, "
+    Console().print(f"verified {total} samples in {len(tars)} shard(s): all components present, "
+                    f"{'content hashes match, ' if len(unhashed) < len(tars) else ''}labels agree, "
                     "frame counts exact, indexes match")
     return 0

@@ -46,3 +46,46 @@ def decoded_frames(path_or_bytes) -> list[np.ndarray]:
     source = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, (bytes, bytearray)) else str(path_or_bytes)
     with av.open(source) as container:
         return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+def write_csv(path: Path, header: list[str], rows: list[tuple]) -> Path:
+    """A CSV with `header` and `rows`, as the annotation and label files build-shards reads."""
+    import csv
+
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def tar_samples(tar_path: Path) -> dict[str, dict[str, bytes]]:
+    """Key -> {component: bytes} of every sample of a shard tar, in tar order."""
+    import tarfile
+
+    samples: dict[str, dict[str, bytes]] = {}
+    with tarfile.open(tar_path) as archive:
+        for member in archive:
+            key, _, component = member.name.partition(".")
+            samples.setdefault(key, {})[component] = archive.extractfile(member).read()
+    return samples
+
+
+def largest_packet(video: bytes) -> tuple[int, int]:
+    """(offset, size) in `video` of its largest compressed video packet (a keyframe's picture data)."""
+    import io
+
+    with av.open(io.BytesIO(video)) as container:
+        packets = [(packet.size, packet.pos) for packet in container.demux(video=0) if packet.size]
+    size, offset = max(packets)
+    return offset, size
+
+
+def error_line(status: int, capsys) -> str:
+    """The one `error: ...` line of a refused shard_tools command: exit status 2, no traceback."""
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, err
+    return lines[0]

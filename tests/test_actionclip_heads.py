@@ -1,8 +1,12 @@
 """Fusion heads (sim_header) on their own and inside the model."""
+import open_clip
 import pytest
 import torch
+import torch.nn.functional as F
 
-from actionclip import SIM_HEADERS, build_fusion_head, build_model
+from actionclip import SIM_HEADERS, ActionCLIP, build_fusion_head, build_model, resolve_model_name
+
+resolve_model_name("ViT-Tiny-16")  # registers the shipped configs, so the open_clip model list below has them
 
 D, T, B = 64, 5, 3
 
@@ -91,3 +95,43 @@ def test_model_rejects_video_of_the_wrong_shape_with_the_expected_one():
     model = build_model("ViT-Tiny-16", "none", num_frames=T)
     with pytest.raises(ValueError, match=r"\(batch, 5, 3, 64, 64\).*got \(2, 5, 3, 32, 32\)"):
         model.encode_video(torch.randn(2, T, 3, 32, 32))
+
+
+def test_conv1d_original_layout_computes_the_original_view_not_a_transpose():
+    x = frames()
+    original = build_fusion_head("Conv_1D", D, T, conv1d_layout="original")
+    transpose = build_fusion_head("Conv_1D", D, T)
+    weight = torch.randn(D, 1, 3, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        original.shift.weight.copy_(weight)
+        transpose.shift.weight.copy_(weight)
+        # The original head: x.view(-1, c, t) of the (b, t, c) frames, its conv, permuted back, residual, mean.
+        conv = F.conv1d(x.contiguous().view(-1, D, T), weight, padding=1, groups=D)
+        expected = (conv.permute(0, 2, 1) + x).mean(dim=1)
+        torch.testing.assert_close(original(x), expected)
+        assert (transpose(x) - expected).abs().max() > 1e-3  # this trainer's own conv runs over time per channel
+
+
+def test_conv1d_layout_original_is_refused_for_other_heads():
+    with pytest.raises(ValueError, match="conv1d_layout 'original' is a layout of the Conv_1D head"):
+        build_model("ViT-Tiny-16", "none", num_frames=T, sim_header="Transf", conv1d_layout="original")
+
+
+def _openai_layout(name: str) -> bool:
+    """Whether open_clip builds `name` as its OpenAI-layout `CLIP` (the class the original's models share)."""
+    config = open_clip.get_model_config(name)
+    return not (config.get("custom_text") or "multimodal_cfg" in config or "hf_model_name" in config["text_cfg"])
+
+
+@pytest.mark.parametrize("name", [name for name in open_clip.list_models() if _openai_layout(name)])
+def test_transf_head_is_sized_like_the_original_for_every_openai_layout_model(name):
+    """Width D, 6 layers and one attention head per 64 channels of the text transformer's width, which the original
+    reads from `ln_final` (RN50: D 1024, text width 512 -> 8 heads, not 16)."""
+    with torch.device("meta"):
+        clip = open_clip.create_model(name, device="meta")
+        embed_dim = open_clip.get_model_config(name)["embed_dim"]
+        head = ActionCLIP(clip, embed_dim, num_frames=8, sim_header="Transf").fusion
+    assert isinstance(clip, open_clip.CLIP)
+    blocks = head.transformer.resblocks
+    assert len(blocks) == 6 and head.transformer.width == embed_dim
+    assert all(block.attn.num_heads == max(1, clip.ln_final.weight.shape[0] // 64) for block in blocks)

@@ -1,4 +1,5 @@
 """Where CLIP weights come from: open_clip tags (offline fail-fast), local files, random init; model configs."""
+import json
 import shutil
 import time
 
@@ -61,11 +62,17 @@ def test_open_clip_state_dict_file_loads(tmp_path, nested):
     assert_same_clip_weights(build_model(MODEL, str(tmp_path / "weights.pt"), num_frames=2), clip)
 
 
-def test_openai_torchscript_archive_loads_with_quickgelu(tmp_path):
-    clip = tiny_clip(2, quick_gelu=True).eval()
+def openai_archive(path, seed: int) -> torch.nn.Module:
+    """A tiny CLIP saved at `path` as OpenAI releases CLIP: a TorchScript archive (QuickGELU); returns the CLIP."""
+    clip = tiny_clip(seed, quick_gelu=True).eval()
     clip.register_buffer("input_resolution", torch.tensor(64))  # OpenAI archives carry this next to weights
     traced = torch.jit.trace_module(clip, {"encode_image": (torch.randn(1, 3, 64, 64),)}, check_trace=False)
-    torch.jit.save(traced, tmp_path / "ViT-Tiny-16.pt")
+    torch.jit.save(traced, path)
+    return clip
+
+
+def test_openai_torchscript_archive_loads_with_quickgelu(tmp_path):
+    clip = openai_archive(tmp_path / "ViT-Tiny-16.pt", 2)
     model = build_model(MODEL, str(tmp_path / "ViT-Tiny-16.pt"), num_frames=2)
     assert isinstance(model.clip.visual.transformer.resblocks[0].mlp.gelu, QuickGELU)
     assert_same_clip_weights(model, clip)
@@ -123,3 +130,15 @@ def test_open_residual_branches_is_refused_for_vit_towers_and_loaded_weights(tmp
     torch.save(open_clip.create_model(resolve_model_name("RN-Tiny")).state_dict(), tmp_path / "rn.pt")
     with pytest.raises(ValueError, match=r"changes a random init, but weights are loaded from .*rn.pt"):
         build_model("RN-Tiny", str(tmp_path / "rn.pt"), num_frames=2, zero_init_residual=False)
+
+
+def test_the_model_tells_its_activation_chosen_by_the_option_the_weights_or_the_model_config(tmp_path):
+    quick_config = tmp_path / "ViT-Tiny-16-quickgelu.json"
+    quick_config.write_text(json.dumps({**json.loads((SHIPPED_MODEL_CONFIGS / "ViT-Tiny-16.json").read_text()),
+                                        "quick_gelu": True}))
+    openai_archive(tmp_path / "openai.pt", 3)
+    assert not build_model(MODEL, "none", num_frames=2).quick_gelu  # ViT-Tiny-16's config: GELU
+    assert build_model(str(quick_config), "none", num_frames=2).quick_gelu
+    assert build_model(MODEL, str(tmp_path / "openai.pt"), num_frames=2).quick_gelu  # the weights' activation
+    assert not build_model(MODEL, str(tmp_path / "openai.pt"), num_frames=2, quick_gelu=False).quick_gelu
+    assert build_model(MODEL, "none", num_frames=2, quick_gelu=True).quick_gelu

@@ -37,7 +37,7 @@ def same_weights(first: torch.nn.Module, second: torch.nn.Module) -> bool:
 
 def test_an_original_checkpoint_is_read_once_and_imported(tmp_path, loads):
     torch.manual_seed(0)
-    trained = components.model_from_config(tiny_config())
+    trained = components.model_from_config(tiny_config(**{"network.quick_gelu": True}))
     path = tmp_path / "original.pt"
     save_original_checkpoint(trained, path)
     config, model, classes = components.model_for_evaluation(tiny_config(), str(path), torch.device("cpu"))

@@ -1,10 +1,8 @@
 """build-shards / verify / inspect on videos the test makes: real PyAV encodes, real tars, real DALI reads."""
 from __future__ import annotations
 
-import csv
 import json
 import os
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -13,17 +11,9 @@ import webdataset as wds
 
 from shard_tools.cli import main as shard_main
 from pipelines.shard_format import decode_info, read_index
-from media import decoded_frames, write_video
+from media import decoded_frames, tar_samples, write_csv, write_video
 
 CLASSES = ["jump", "run", "walk"]
-
-
-def _write_csv(path: Path, header: list[str], rows: list[tuple]) -> Path:
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +41,8 @@ def dataset(tmp_path_factory) -> dict:
            "short.mp4": "too-short", "absent.mp4": "missing"}
     names = list(good) + list(bad)
     rows = [(name, CLASSES[i % 3], "val" if name in ("g.mp4", "h.mp4") else "train") for i, name in enumerate(names)]
-    annotations = _write_csv(raw / "annotations.csv", ["path", "label", "split"], rows)
-    labels = _write_csv(raw / "labels.csv", ["id", "name"], list(enumerate(CLASSES)))
+    annotations = write_csv(raw / "annotations.csv", ["path", "label", "split"], rows)
+    labels = write_csv(raw / "labels.csv", ["id", "name"], list(enumerate(CLASSES)))
     out = tmp_path_factory.mktemp("shards")
     argv = ["build-shards", "--format", "csv", "--annotations", str(annotations), "--root", str(raw),
             "--labels", str(labels), "--name", "toy", "--out", str(out), "--short-side", "48",
@@ -63,15 +53,6 @@ def dataset(tmp_path_factory) -> dict:
 
 def _manifest(out: Path, split: str) -> dict:
     return json.loads((out / f"toy-{split}.manifest.json").read_text())
-
-
-def _samples(tar_path: Path) -> dict[str, dict[str, bytes]]:
-    samples: dict[str, dict[str, bytes]] = {}
-    with tarfile.open(tar_path) as archive:
-        for member in archive:
-            key, _, extension = member.name.partition(".")
-            samples.setdefault(key, {})[extension] = archive.extractfile(member).read()
-    return samples
 
 
 def test_counts_reconcile_and_failures_are_named(dataset):
@@ -91,7 +72,7 @@ def test_counts_reconcile_and_failures_are_named(dataset):
 def test_frame_counts_sizes_and_labels_are_exact(dataset):
     by_source = {}
     for tar_path in sorted(dataset["out"].glob("toy-*.tar")):
-        for key, parts in _samples(tar_path).items():
+        for key, parts in tar_samples(tar_path).items():
             meta = json.loads(parts["json"])
             info = decode_info(parts["info"])
             by_source[Path(meta["source"]).name] = (key, info, meta, parts)
@@ -108,7 +89,7 @@ def test_frame_counts_sizes_and_labels_are_exact(dataset):
 
 def test_samples_are_shuffled_across_shards_deterministically(dataset, tmp_path):
     order = [json.loads(p["json"])["source"] for t in sorted(dataset["out"].glob("toy-train-*.tar"))
-             for p in _samples(t).values()]
+             for p in tar_samples(t).values()]
     listed = [str(dataset["raw"] / name) for name, _, split in dataset["rows"] if split == "train"]
     assert sorted(order) == sorted(o for o in listed if Path(o).name in dataset["good"])
     assert order != [o for o in listed if o in order]  # the build order is not the annotation order
@@ -227,13 +208,13 @@ def test_strict_and_nothing_written_exit_non_zero(dataset, tmp_path):
     out = tmp_path / "strict"
     argv = [a if a != str(dataset["out"]) else str(out) for a in dataset["argv"]]
     assert shard_main(argv + ["--split", "train", "--strict"]) == 1
-    only_bad = _write_csv(tmp_path / "bad.csv", ["path", "label"], [("zero.mp4", "run"), ("absent.mp4", "jump")])
+    only_bad = write_csv(tmp_path / "bad.csv", ["path", "label"], [("zero.mp4", "run"), ("absent.mp4", "jump")])
     assert shard_main(["build-shards", "--format", "csv", "--annotations", str(only_bad), "--root",
                        str(dataset["raw"]), "--name", "bad", "--out", str(tmp_path / "bad")]) == 1
 
 
 def test_unknown_label_is_named(dataset, tmp_path, capsys):
-    annotations = _write_csv(tmp_path / "ann.csv", ["path", "label"], [("a.mp4", "swim")])
+    annotations = write_csv(tmp_path / "ann.csv", ["path", "label"], [("a.mp4", "swim")])
     labels = dataset["raw"] / "labels.csv"
     assert shard_main(["build-shards", "--format", "csv", "--annotations", str(annotations), "--root",
                        str(dataset["raw"]), "--labels", str(labels), "--name", "x", "--out", str(tmp_path)]) == 2
@@ -247,7 +228,7 @@ def test_dataset_formats(tmp_path):
     kinetics_root = tmp_path / "k400"
     kinetics_root.mkdir()
     (kinetics_root / "abc_000001_000002.mp4").write_bytes(video.read_bytes())
-    kinetics_csv = _write_csv(tmp_path / "k400.csv", ["label", "youtube_id", "time_start", "time_end", "split"],
+    kinetics_csv = write_csv(tmp_path / "k400.csv", ["label", "youtube_id", "time_start", "time_end", "split"],
                               [("air drumming", "abc", 1, 2, "val")])
     # UCF101 official lists.
     ucf_lists, ucf_root = tmp_path / "ucfTrainTestlist", tmp_path / "UCF-101"
@@ -283,7 +264,7 @@ def test_dataset_formats(tmp_path):
         for split, label_and_frames in expected.items():
             manifest = json.loads((out / f"{name}-{split}.manifest.json").read_text())
             infos = [decode_info(p["info"]) for t in sorted(out.glob(f"{name}-{split}-*.tar"))
-                     for p in _samples(t).values()]
+                     for p in tar_samples(t).values()]
             if label_and_frames is None:
                 assert sorted(i["label"] for i in infos) == [0, 1]
                 assert (out / f"{name}-classes.csv").read_text().splitlines()[1:] == ["0,brush_hair", "1,cartwheel"]

@@ -1,8 +1,10 @@
 """launch.py end to end on CPU: real shards, real DALI loader, real DeepSpeed engine, real checkpoints."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -147,16 +149,33 @@ def test_resume_refuses_a_checkpoint_that_would_run_code(trained, shards, tmp_pa
     assert not marker.exists()
 
 
-def test_resume_names_a_damaged_checkpoint_file(trained, shards, tmp_path):
+def test_resume_passes_over_a_damaged_or_missing_epoch_and_names_it(trained, shards, tmp_path):
     import shutil
 
     exp_dir = Path(shutil.copytree(trained, tmp_path / "damaged"))
-    tag = (exp_dir / "checkpoints" / "deepspeed" / "latest").read_text().strip()
-    states = exp_dir / "checkpoints" / "deepspeed" / tag / "mp_rank_00_model_states.pt"
+    folder = exp_dir / "checkpoints" / "deepspeed"
+    tag = (folder / "latest").read_text().strip()
+    states = folder / tag / "mp_rank_00_model_states.pt"
     states.write_bytes(states.read_bytes()[:1000])
-    result = launch("--config", "configs/demo.yaml", *settings(shards, exp_dir), "--resume", "auto")
-    assert result.returncode == 2 and f"{states} is damaged" in result.stderr, result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
+    named = launch("--config", "configs/demo.yaml", *settings(shards, exp_dir), "--resume", folder / tag)
+    assert named.returncode == 2 and f"{states} is damaged" in named.stderr, named.stderr[-2000:]
+    assert "Traceback" not in named.stderr
+    earlier = sorted(path.name for path in folder.glob("epoch*"))[-2]
+    resumed = launch("--config", "configs/demo.yaml", *settings(shards, exp_dir), "--resume", "auto")
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert f"passed over {states} is damaged" in resumed.stdout and f"resuming from {earlier}" in resumed.stdout
+    # The epoch after the intact one was trained again and saved whole.
+    assert checkpoint_whole(folder / tag)
+    shutil.rmtree(folder / tag)
+    gone = launch("--config", "configs/demo.yaml", *settings(shards, exp_dir, **{"solver.epochs": 3}),
+                  "--resume", "auto", "--max-steps", "1")
+    assert gone.returncode == 0 and f"{folder / tag} does not exist" in gone.stdout, gone.stderr[-2000:]
+
+
+def checkpoint_whole(tag_folder: Path) -> bool:
+    from training.checkpoint import tag_problem
+
+    return tag_problem(tag_folder, world_size=1) is None
 
 
 def test_a_new_run_does_not_replace_an_earlier_runs_checkpoints(trained, shards):
@@ -172,6 +191,10 @@ def test_bf16_trains_a_resnet_tower_with_batch_norm(shards, tmp_path):
         "deepspeed.precision": "bf16"}), "--max-steps", "2")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert len(records(tmp_path / "bf16", "train")) == 2
+    # Written to a pipe, progress is plain lines, one per logged step, never a redrawn bar cut at 80 columns.
+    assert re.search(r"^epoch 1/2  1/\d+  loss \d\.\d{4}  lr .* clips/s  wait \d+%  \d\d:\d\d:\d\d$", result.stdout,
+                     re.MULTILINE), result.stdout[-2000:]
+    assert "…" not in result.stdout
 
 
 def test_two_ranks_read_different_samples(shards, tmp_path):
@@ -204,6 +227,68 @@ def test_bad_inputs_fail_with_clear_errors(shards, tmp_path):
         "data.train_shards": without_index / shards["train"].name}))
     assert no_index.returncode == 2 and "has no DALI index" in no_index.stderr, no_index.stderr[-2000:]
     assert "Traceback" not in no_index.stderr
+    duplicated = tmp_path / "duplicated.csv"
+    duplicated.write_text("id,name\n0,left\n1,left\n")
+    bad_labels = launch("--config", "configs/demo.yaml", *settings(shards, tmp_path / "l", **{"data.labels": duplicated}))
+    assert bad_labels.returncode == 2 and "'data.labels'" in bad_labels.stderr and "line 3" in bad_labels.stderr
+    too_big = launch("--config", "configs/demo.yaml", *settings(shards, tmp_path / "b", **{"data.batch_size": 61}))
+    assert too_big.returncode == 2 and "do not fill one training batch of 61" in too_big.stderr, too_big.stderr[-2000:]
+    assert "'data.batch_size'" in too_big.stderr and "Traceback" not in too_big.stderr
+    import importlib.util
+
+    if importlib.util.find_spec("wandb") is None:  # the `wandb` extra is not part of the test install
+        wandb = launch("--config", "configs/demo.yaml", *settings(shards, tmp_path / "w", **{"logging.wandb": True}))
+        assert wandb.returncode == 2 and "pip install -e '.[wandb]'" in wandb.stderr, wandb.stderr[-2000:]
     no_checkpoint = launch("test", "--config", "configs/demo.yaml", *settings(shards, tmp_path / "y"),
                            "--checkpoint", tmp_path / "absent.pt")
     assert no_checkpoint.returncode == 2 and "absent.pt not found" in no_checkpoint.stderr
+
+
+def test_label_sets_must_match_the_shards_class_for_class(trained, shards, tmp_path):
+    """Same size, another order: the run stops naming the first differing id instead of scoring at chance."""
+    rows = shards["labels"].read_text().splitlines()
+    names = [row.split(",", 1)[1] for row in rows[1:]]
+    swapped = tmp_path / "swapped.csv"
+    swapped.write_text("\n".join([rows[0], f"0,{names[1]}", f"1,{names[0]}",
+                                  *(f"{i},{name}" for i, name in enumerate(names[2:], 2))]) + "\n")
+    train = launch("--config", "configs/demo.yaml", *settings(shards, tmp_path / "t", **{"data.labels": swapped}))
+    assert train.returncode == 2 and "swapped.csv" in train.stderr, train.stderr[-2000:]
+    assert f"class id 0 is '{names[1]}' in one and '{names[0]}' in the other (2 of" in train.stderr
+    ignored = launch("test", "--config", "configs/demo.yaml", *settings(shards, trained, **{"test.labels": swapped}),
+                     "--checkpoint", trained / "checkpoints" / "best.pt")
+    assert ignored.returncode == 2 and "'test.labels'" in ignored.stderr and "zero-shot" in ignored.stderr
+    other_shards = launch("test", "--config", "configs/demo.yaml", *settings(shards, trained, **{
+        "test.shards": shards["zeroshot"]}), "--checkpoint", trained / "checkpoints" / "best.pt")
+    assert other_shards.returncode == 2 and "unseen-zeroshot.manifest.json" in other_shards.stderr
+    assert "Traceback" not in train.stderr + ignored.stderr + other_shards.stderr
+
+
+def test_a_silent_rank_is_named_and_the_run_ends(shards, tmp_path):
+    """Rank 1 stops answering (SIGSTOP) mid-run: rank 0's watchdog names it within the configured timeout."""
+    exp_dir = tmp_path / "hung"
+    launcher = [str(Path(sys.executable).parent / "deepspeed"), "--num_gpus", "2", "--master_port", "29733"]
+    command = launcher + ["launch.py", "--config", "configs/demo.yaml", *settings(shards, exp_dir, **{
+        "solver.epochs": 50, "deepspeed.timeout_minutes": 0.1})]
+    with open(tmp_path / "stderr", "w") as stderr:
+        run = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
+                               env={**os.environ, "DS_ACCELERATOR": "cpu"})
+    beat = exp_dir / "heartbeats" / "rank-1.json"
+    try:
+        deadline = time.time() + 240
+        while not (beat.exists() and json.loads(beat.read_text())["step"] >= 2):
+            assert run.poll() is None and time.time() < deadline, (tmp_path / "stderr").read_text()[-3000:]
+            time.sleep(0.2)
+        silent = json.loads(beat.read_text())["pid"]
+        os.kill(silent, signal.SIGSTOP)
+        stopped = time.time()
+        while "stopped answering" not in (tmp_path / "stderr").read_text():
+            assert time.time() - stopped < 90, (tmp_path / "stderr").read_text()[-3000:]
+            time.sleep(0.5)
+        os.kill(silent, signal.SIGKILL)
+        assert run.wait(timeout=120) != 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the launcher and both ranks, whatever happened above
+            os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    message = next(line for line in (tmp_path / "stderr").read_text().splitlines() if "stopped answering" in line)
+    assert "error: rank 0 spent over 0.1 min in step" in message and f"rank 1 (pid {silent} on" in message, message

@@ -9,6 +9,7 @@ DeepSpeed classes its files hold, and the fp32 weights are taken from the live e
 from __future__ import annotations
 
 import pickle
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,6 +147,31 @@ def refuse_earlier_run(exp_dir: Path) -> None:
     if earlier:
         raise ConfigError(f"{exp_dir} already holds a run ({earlier[0]}): continue it with --resume auto, set a new "
                           "logging.exp_dir, or pass --overwrite to replace its checkpoints")
+
+
+def tag_problem(folder: Path, world_size: int) -> str | None:
+    """Why the DeepSpeed checkpoint `folder` (one epoch tag) cannot be resumed, or None when it is whole: the
+    model states and one optimiser partition per rank, each a complete zip (a write cut short has no
+    central directory). DeepSpeed itself would resume without a missing optimiser partition, silently."""
+    if not folder.is_dir():
+        return f"{folder} does not exist"
+    models = sorted(folder.glob("*model_states.pt"))
+    partitions = sorted(folder.glob("*optim_states.pt"))
+    if not models:
+        return f"{folder} holds no model states"
+    if partitions and len(partitions) != world_size:
+        return f"{folder} holds {len(partitions)} optimiser partitions for {world_size} ranks"
+    damaged = next((path for path in models + partitions if not zipfile.is_zipfile(path)), None)
+    return None if damaged is None else f"{damaged} is damaged (truncated or overwritten)"
+
+
+def resume_candidates(folder: Path) -> list[str]:
+    """Epoch tags to resume from, newest first, starting at `latest` (a newer folder was still being written)."""
+    tags = sorted((path.name for path in folder.glob("epoch[0-9]*") if path.is_dir()), reverse=True)
+    latest = (folder / "latest").read_text().strip() if (folder / "latest").is_file() else None
+    if latest is None:
+        return []
+    return [latest] + [tag for tag in tags if tag < latest]
 
 
 def resume_tag(exp_dir: Path, resume: str) -> tuple[str, str | None]:

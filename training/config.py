@@ -15,7 +15,7 @@ from typing import Any, Literal, Optional
 import yaml
 from pydantic import BaseModel, Field, StrictBool, ValidationError, field_validator
 
-from actionclip.fusion import SIM_HEADERS
+from actionclip.fusion import CONV1D_LAYOUTS, SIM_HEADERS
 from pipelines.batch import PRECISION_DTYPES
 from pipelines.loader_config import LoaderConfig, Section
 
@@ -35,6 +35,8 @@ class NetworkConfig(Section):
     arch: str = "ViT-B-32"  # open_clip model name or model-config JSON
     pretrained: Optional[str] = "openai"  # open_clip tag, weights file, own best.pt / last.pt, or none
     sim_header: Literal[SIM_HEADERS] = "Transf"
+    conv1d_layout: Literal[CONV1D_LAYOUTS] = "transpose"  # Conv_1D: 'original' as original checkpoints (they select it)
+    quick_gelu: Optional[StrictBool] = None  # None: as the weights were trained (OpenAI: QuickGELU), else the arch's
     tsm: StrictBool = False
     zero_init_residual: StrictBool = True  # RN towers from scratch: False starts the residual branches open
     joint: StrictBool = False
@@ -66,6 +68,8 @@ class SolverConfig(Section):
 class DeepSpeedConfig(Section):
     zero_stage: int = Field(1, ge=0, le=3)
     precision: Literal[tuple(PRECISION_DTYPES)] = "bf16"
+    # A rank that spends this long in one step (waiting for a silent rank) names that rank and ends the run.
+    timeout_minutes: float = Field(10.0, ge=0.05)
     config: dict[str, Any] = Field(default_factory=dict)  # merged last into the generated DeepSpeed JSON
 
 

@@ -1,6 +1,7 @@
 """Process group and DeepSpeed engine: one code path for CPU (gloo) and GPU (NCCL)."""
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 from dataclasses import dataclass
@@ -39,14 +40,20 @@ def prepare_environment(local_rank: int | None) -> None:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 
-def init_distributed(local_rank: int | None = None) -> Dist:
+# The backend's own collective timeout comes this long after the trainer's watchdog (training.watchdog), which
+# names the silent rank; the backend's is the backstop for a hang outside the watched loop.
+BACKEND_TIMEOUT_MARGIN = datetime.timedelta(minutes=1)
+
+
+def init_distributed(local_rank: int | None = None, timeout_minutes: float = 10.0) -> Dist:
     prepare_environment(local_rank)
     import deepspeed
 
     # The shared-memory all-reduce op is JIT-compiled at first init (minutes) and training does not use it.
     deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
     use_cuda = torch.cuda.is_available()
-    deepspeed.init_distributed(dist_backend="nccl" if use_cuda else "gloo")
+    deepspeed.init_distributed(dist_backend="nccl" if use_cuda else "gloo",
+                               timeout=datetime.timedelta(minutes=timeout_minutes) + BACKEND_TIMEOUT_MARGIN)
     rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
     local = int(os.environ.get("LOCAL_RANK", local_rank or 0))
     if use_cuda:

@@ -5,6 +5,7 @@ import torch
 import torch.distributed as torch_dist
 
 from actionclip import ActionCLIP, PromptTable, encode_prompt_table, is_distributed, score_videos
+from training import watchdog
 
 
 @torch.no_grad()
@@ -23,7 +24,8 @@ def evaluate(model: ActionCLIP, loader, prompts: PromptTable, progress=None) -> 
     view_count = torch.zeros(num_videos, device=device)
     labels = torch.full((num_videos,), -1, dtype=torch.long, device=device)
     task = progress.add_task("eval", total=len(loader), status="") if progress else None
-    for batch in loader:
+    for number, batch in enumerate(loader):
+        watchdog.mark(f"evaluating, batch {number + 1} of {len(loader)}")
         keep = batch["valid"].to(device)
         ids = batch["video_id"].to(device)[keep]
         probabilities = score_videos(model.encode_video(batch["video"], normalize=True), text)[keep]
@@ -35,6 +37,7 @@ def evaluate(model: ActionCLIP, loader, prompts: PromptTable, progress=None) -> 
     if progress:
         progress.remove_task(task)
     if is_distributed():
+        watchdog.mark("gathering evaluation scores")
         torch_dist.all_reduce(score_sum)
         torch_dist.all_reduce(view_count)
         torch_dist.all_reduce(labels, op=torch_dist.ReduceOp.MAX)

@@ -1,6 +1,7 @@
 """Run logging: rich console (progress per epoch, results tables), metrics.jsonl, DeepSpeed's monitors."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
 from pathlib import Path
@@ -10,7 +11,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-console = Console()
+from training.config import ConfigError
+
+# Lines are never wrapped: a path or a summary cut at 80 columns in a log file cannot be searched for.
+console = Console(soft_wrap=True)
+
+
+def require_monitors(wandb: bool) -> None:
+    """Fail at start-up, not at the engine's first log, when a configured monitor is not installed."""
+    if wandb and importlib.util.find_spec("wandb") is None:
+        raise ConfigError("logging.wandb is true but wandb is not installed: pip install -e '.[wandb]' and "
+                          "`wandb login`, or set logging.wandb: false")
 
 
 def write_experiment(exp_dir: Path, config: dict) -> None:
@@ -19,11 +30,50 @@ def write_experiment(exp_dir: Path, config: dict) -> None:
     (exp_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def progress_bar(enabled: bool) -> Progress:
+def progress_bar(enabled: bool) -> Progress | LineProgress:
+    """A live progress bar on a terminal; in a log file or pipe, plain lines (a bar redrawn there is unreadable)."""
+    if not console.is_terminal:
+        return LineProgress(enabled)
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
         console=console, disable=not enabled, transient=False)
+
+
+class LineProgress:
+    """The part of rich's Progress the trainer uses, written as one full line per status update and one when
+    a task ends: `epoch 3/12  40/62  loss 0.4123  lr 1.00e-03  58.1 clips/s  wait 1%  0:00:12`."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.tasks: dict[int, dict] = {}
+
+    def __enter__(self) -> LineProgress:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.tasks.clear()
+
+    def add_task(self, description: str, total: int, status: str = "") -> int:
+        task = len(self.tasks)
+        self.tasks[task] = {"description": description, "total": total, "done": 0, "started": time.perf_counter()}
+        return task
+
+    def advance(self, task: int) -> None:
+        self.tasks[task]["done"] += 1
+
+    def update(self, task: int, status: str) -> None:
+        self._line(self.tasks[task], status)
+
+    def remove_task(self, task: int) -> None:
+        self._line(self.tasks.pop(task), "done")
+
+    def _line(self, task: dict, status: str) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.strftime("%H:%M:%S", time.gmtime(time.perf_counter() - task["started"]))
+        console.print(f"{task['description']}  {task['done']}/{task['total']}  {status}  {elapsed}", highlight=False,
+                      markup=False)
 
 
 class RunLog:

@@ -12,6 +12,22 @@ from training.evaluate import evaluate
 from training.logs import console, progress_bar, results_table
 
 
+def label_set(config: RunConfig, shards: str, zero_shot: bool, trained_classes: list[str] | None,
+              checkpoint_path: str | None) -> tuple[list[str], str]:
+    """(classes, how errors name them). zero-shot: test.labels, else the shards' own classes. test: the
+    checkpoint's classes, which a given test.labels must equal (it is never silently ignored)."""
+    test = config.test
+    if zero_shot or not trained_classes:
+        labels, key = (test.labels, "test.labels") if zero_shot or test.labels else (config.data.labels, "data.labels")
+        return components.class_names(labels, shards, key), components.labels_named(labels, key, "the shards' classes")
+    named = f"the classes of {checkpoint_path}"
+    if test.labels:
+        components.same_classes(components.class_names(test.labels, shards, "test.labels"),
+                                components.labels_named(test.labels, "test.labels", ""), trained_classes, named,
+                                "leave 'test.labels' unset to test on the trained classes, or use mode zero-shot")
+    return trained_classes, named
+
+
 def run_test(config: RunConfig, dist: Dist, *, zero_shot: bool, checkpoint_path: str | None) -> dict:
     test = config.test
     shards = test.shards or config.data.val_shards
@@ -22,19 +38,13 @@ def run_test(config: RunConfig, dist: Dist, *, zero_shot: bool, checkpoint_path:
     if checkpoint_path is None and not zero_shot:
         checkpoint_path = str(Path(config.logging.exp_dir) / "checkpoints" / "best.pt")
     config, model, trained_classes = components.model_for_evaluation(config, checkpoint_path, dist.device)
-    if zero_shot:
-        classes = components.class_names(test.labels, shards, "test.labels")
-    else:
-        classes = trained_classes or components.class_names(test.labels or config.data.labels, shards,
-                                                            "test.labels")
+    classes, named = label_set(config, shards, zero_shot, trained_classes, checkpoint_path)
     model = model.to(torch_dtype(config.deepspeed.precision))
     loader = components.loader_from_config(config, model, dist, "test", shards, batch_size=test.batch_size,
                                            num_clips=test.num_clips, num_crops=test.num_crops)
-    if loader.shards.num_classes != len(classes):
-        hint = "use mode zero-shot with 'test.labels' for another label set" if not zero_shot else \
-            "'test.labels' must be the class list the shards were built with"
-        raise ConfigError(f"{shards} has {loader.shards.num_classes} classes but the label set has {len(classes)}: "
-                          f"{hint}")
+    fix = ("'test.labels' must be the class list the shards were built with, in the same order" if zero_shot else
+           "test on shards of the classes the model was trained on, or use mode zero-shot with 'test.labels'")
+    components.check_label_set(classes, named, loader.shards, fix)
     prompts = components.prompt_table(config, classes, dist.device)
     with progress_bar(dist.is_main) as progress:
         metrics = evaluate(model, loader, prompts, progress)

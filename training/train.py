@@ -9,11 +9,11 @@ import torch.distributed as torch_dist
 
 from actionclip import actionclip_loss, is_distributed, param_groups
 from pipelines.config import epoch_seed
-from training import checkpoint, components
+from training import checkpoint, components, watchdog
 from training.config import RunConfig
 from training.engine import Dist, build_engine, deepspeed_config
 from training.evaluate import evaluate
-from training.logs import RunLog, console, progress_bar, results_table, write_experiment
+from training.logs import RunLog, console, progress_bar, require_monitors, results_table, write_experiment
 from training.metrics import Throughput
 
 
@@ -25,6 +25,7 @@ def train(config: RunConfig, dist: Dist, *, resume: str | None = None, max_steps
     `trust_checkpoint` lets `resume` read DeepSpeed files holding arbitrary pickled objects; `overwrite`
     lets a new run replace the checkpoints of an earlier one in the same experiment folder."""
     exp_dir = Path(config.logging.exp_dir)
+    require_monitors(config.logging.wandb)
     if not (resume or overwrite):
         checkpoint.refuse_earlier_run(exp_dir)
     if dist.is_main:
@@ -33,12 +34,16 @@ def train(config: RunConfig, dist: Dist, *, resume: str | None = None, max_steps
     train_shards = components.require_shards(config.data.train_shards, "data.train_shards")
     classes = components.class_names(config.data.labels, train_shards, "data.labels")
     model = components.model_from_config(config)
+    config = components.resolved_config(config, model)  # checkpoints record the activation the weights chose
     train_loader = components.loader_from_config(config, model, dist, "train", train_shards)
     val_loader = None
     if config.data.val_shards:
         val_loader = components.loader_from_config(config, model, dist, "val",
                                                    components.require_shards(config.data.val_shards, "data.val_shards"))
-    _check_classes(train_loader, classes)
+    fix = "'data.labels' must be the class list the shards were built with, in the same order"
+    named = components.labels_named(config.data.labels, "data.labels", "the training shards' classes")
+    for loader in (train_loader, val_loader) if val_loader is not None else (train_loader,):
+        components.check_label_set(classes, named, loader.shards, fix)
     prompts = components.prompt_table(config, classes, dist.device)
     solver = config.solver
     groups = param_groups(model, solver.lr, solver.weight_decay, solver.ratio, solver.f_ratio)
@@ -50,7 +55,8 @@ def train(config: RunConfig, dist: Dist, *, resume: str | None = None, max_steps
         state = _resume(engine, exp_dir, resume, state, dist)
     log = RunLog(exp_dir, engine.monitor, dist.is_main)
     throughput = Throughput(dist.world_size)
-    with progress_bar(dist.is_main) as progress:
+    with watchdog.watching(exp_dir, dist.rank, dist.world_size, config.deepspeed.timeout_minutes), \
+            progress_bar(dist.is_main) as progress:
         for epoch in range(state["epoch"], solver.epochs):
             steps_left = None if max_steps is None else max_steps - state["step"]
             if steps_left is not None and steps_left <= 0:
@@ -89,9 +95,11 @@ def train_epoch(engine, loader, prompts, epoch: int, config: RunConfig, dist: Di
     throughput.start_epoch()
     batches = iter(loader)
     for step_in_epoch in range(num_steps):
+        watchdog.mark("loading data", state["step"] + 1)
         waiting = time.perf_counter()
         batch = next(batches)
         waited = time.perf_counter() - waiting
+        watchdog.mark("forward/backward", state["step"] + 1)
         labels = batch["label"].to(dist.device)
         video_embedding, text_embedding, logit_scale = engine(batch["video"], prompts.sample(labels, templates))
         loss = actionclip_loss(video_embedding, text_embedding, labels, logit_scale)
@@ -99,6 +107,7 @@ def train_epoch(engine, loader, prompts, epoch: int, config: RunConfig, dist: Di
         engine.step()
         state["step"] += 1
         throughput.step(labels.shape[0], waited)
+        progress.advance(task)
         if state["step"] % config.logging.print_freq == 0 or step_in_epoch == num_steps - 1:
             values = {"loss": _global_mean(loss.detach()), "lr": engine.get_lr()[0],
                       **throughput.close_window(state["step"]), "logit_scale": float(logit_scale.detach()),
@@ -106,7 +115,6 @@ def train_epoch(engine, loader, prompts, epoch: int, config: RunConfig, dist: Di
             log.record("train", state["step"], values)
             progress.update(task, status=f"loss {values['loss']:.4f}  lr {values['lr']:.2e}  "
                                          f"{values['clips_per_s']:.1f} clips/s  wait {values['data_wait_pct']:.0f}%")
-        progress.advance(task)
     return num_steps
 
 
@@ -128,22 +136,30 @@ def _gather(value) -> list:
     return values
 
 
-def _check_classes(loader, classes: list[str]) -> None:
-    if loader.shards.num_classes != len(classes):
-        raise components.ConfigError(
-            f"the shards have {loader.shards.num_classes} classes but the label set has {len(classes)}: "
-            "'data.labels' must be the class list the shards were built with")
-
-
 def _resume(engine, exp_dir: Path, resume: str, state: dict, dist: Dist) -> dict:
+    """Load the checkpoint `resume` names; with `auto` (or a checkpoint folder) the newest intact epoch tag,
+    saying which damaged or missing ones it passed over."""
     folder, tag = checkpoint.resume_tag(exp_dir, resume)
-    if tag is None and not (Path(folder) / "latest").exists():
+    folder = Path(folder)
+    candidates = checkpoint.resume_candidates(folder) if tag is None else [tag]
+    if not candidates:
         if dist.is_main:
             console.print(f"resume: no checkpoint in {folder} yet, starting from scratch")
         return state
-    loaded, client_state = engine.load_checkpoint(folder, tag=tag)
+    problems = []
+    for candidate in candidates:
+        problem = checkpoint.tag_problem(folder / candidate, dist.world_size)
+        if problem is None:
+            break
+        problems.append(problem)
+    else:
+        raise components.ConfigError(f"--resume {resume}: {'; '.join(problems)}; resume from another epoch with "
+                                     f"--resume {folder}/epochNNNN, or start over with --overwrite")
+    if problems and dist.is_main:
+        console.print(f"resume: passed over {'; '.join(problems)}; resuming from {candidate}")
+    loaded, client_state = engine.load_checkpoint(str(folder), tag=candidate)
     if loaded is None:
-        raise components.ConfigError(f"--resume {resume}: DeepSpeed could not load a checkpoint from {folder}")
+        raise components.ConfigError(f"--resume {resume}: DeepSpeed could not load {folder / candidate}")
     if dist.is_main:
         console.print(f"resumed from {loaded} at epoch {client_state['epoch']}, step {client_state['step']}")
     return {key: client_state[key] for key in state}
@@ -155,6 +171,7 @@ def _save(engine, exp_dir: Path, config: RunConfig, classes: list[str], state: d
     improved = metrics is not None and (state["best_top1"] is None or metrics["top1"] > state["best_top1"])
     if improved:
         state["best_top1"], state["best_epoch"] = metrics["top1"], state["epoch"]
+    watchdog.mark("saving a checkpoint", state["step"])
     checkpoint.save_epoch(engine, exp_dir, {**state, "config": config.as_dict()})
     weights = checkpoint.fp32_state_dict(engine)  # every rank: the fp32 master copy is partitioned
     if dist.is_main:
