@@ -8,7 +8,8 @@ import torch.distributed as dist
 import torch.distributed.nn.functional as dist_fn
 import torch.nn.functional as F
 
-# Targets are softmax(TARGET_SHARPNESS * G) over a row, G[i, j] = 1 when samples i and j share a label.
+# Targets are softmax(TARGET_SHARPNESS * G) over a row, G[i, j] = 1 when video i matches text j: text j
+# prompts a class of sample j, and it matches video i when that class is video i's label (or in its label set).
 TARGET_SHARPNESS = 10.0
 
 
@@ -27,7 +28,7 @@ def _gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat(dist_fn.all_gather(tensor), dim=0)
 
 
-def _gather_labels(labels: torch.Tensor) -> torch.Tensor:
+def _gather(labels: torch.Tensor) -> torch.Tensor:
     gathered = [torch.empty_like(labels) for _ in range(dist.get_world_size())]
     dist.all_gather(gathered, labels)
     return torch.cat(gathered, dim=0)
@@ -44,11 +45,16 @@ def actionclip_loss(
     labels: torch.Tensor,
     logit_scale: torch.Tensor,
     gather: Optional[bool] = None,
+    label_sets: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """KL(softmax(10 G) || log_softmax(scale * cos(video, text))), both directions averaged.
 
-    `video_embedding`, `text_embedding`: (B, D), row i of each belongs to sample i; `labels`: (B,);
-    `logit_scale`: the (already exponentiated) scale. Per direction the loss is the original
+    `video_embedding`, `text_embedding`: (B, D), row i of each belongs to sample i; `labels`: (B,), the
+    class each text prompts; `logit_scale`: the (already exponentiated) scale. Single-label, G[i, j] =
+    [labels_i == labels_j], the original's ground truth. Multi-label, `label_sets` (B, num_classes) bool
+    holds each video's classes (labels_i one of them) and G[i, j] = label_sets[i, labels_j]: video i
+    matches every text that names one of its classes, so video->text rows spread over them and a text's
+    row over every video holding its class; with one label per video this is the single-label G. Per direction the loss is the original
     `KLDivLoss(mean) * batch`, i.e. the sum of row KLs over the batch size.
 
     With `gather` (default: whenever torch.distributed runs with more than one rank) the embeddings of all
@@ -62,11 +68,20 @@ def actionclip_loss(
     video = F.normalize(_at_least_fp32(video_embedding), dim=-1)
     text = F.normalize(_at_least_fp32(text_embedding), dim=-1)
     logit_scale = _at_least_fp32(logit_scale)
-    all_video, all_text, all_labels = video, text, labels
+    all_video, all_text, all_labels, all_sets = video, text, labels, label_sets
     if gather:
-        all_video, all_text, all_labels = _gather_with_grad(video), _gather_with_grad(text), _gather_labels(labels)
-    same_label = (labels[:, None] == all_labels[None, :]).to(video.dtype)
-    targets = F.softmax(TARGET_SHARPNESS * same_label, dim=1)
-    video_to_text = _kl_rows(logit_scale * video @ all_text.t(), targets)
-    text_to_video = _kl_rows(logit_scale * text @ all_video.t(), targets)
+        all_video, all_text, all_labels = _gather_with_grad(video), _gather_with_grad(text), _gather(labels)
+        # As uint8: gloo gathers no bool tensors.
+        all_sets = None if label_sets is None else _gather(label_sets.to(torch.uint8)).bool()
+    if label_sets is None:
+        video_matches = text_matches = labels[:, None] == all_labels[None, :]
+    else:
+        video_matches = label_sets[:, all_labels]  # video i (this rank) vs text j (all ranks)
+        text_matches = all_sets[:, labels].t()  # text i (this rank) vs video j (all ranks)
+    video_to_text = _kl_rows(logit_scale * video @ all_text.t(), _targets(video_matches, video.dtype))
+    text_to_video = _kl_rows(logit_scale * text @ all_video.t(), _targets(text_matches, video.dtype))
     return (video_to_text + text_to_video) / (2 * video.shape[0])
+
+
+def _targets(matches: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return F.softmax(TARGET_SHARPNESS * matches.to(dtype), dim=1)

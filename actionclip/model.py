@@ -14,6 +14,7 @@ from torch import nn
 from actionclip.fusion import ChannelShiftConv, build_fusion_head, check_sim_header
 from actionclip.original_ckpt import import_original_checkpoint
 from actionclip.params import freeze_towers
+from actionclip.resnet_checkpointing import set_resnet_grad_checkpointing
 from actionclip.temporal import add_joint_space_time, add_temporal_shift, resnet_bottlenecks
 from actionclip.weights import WeightsSource, create_clip, resolve_model_name, resolve_weights
 
@@ -90,11 +91,12 @@ class ActionCLIP(nn.Module):
         return self.fusion.layout if isinstance(self.fusion, ChannelShiftConv) else "transpose"
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Recompute the image tower's blocks in backward instead of storing their activations."""
-        if enable and isinstance(self.clip.visual, ModifiedResNet):
-            raise ValueError("open_clip's ModifiedResNet image tower has no gradient checkpointing; "
-                             "turn grad_checkpointing off or use a ViT model")
-        self.clip.visual.set_grad_checkpointing(enable)
+        """Recompute the image tower's blocks (ViT blocks, ResNet bottlenecks) in backward instead of storing
+        their activations."""
+        if isinstance(self.clip.visual, ModifiedResNet):
+            set_resnet_grad_checkpointing(self.clip.visual, enable)
+        else:
+            self.clip.visual.set_grad_checkpointing(enable)
 
     def encode_video(self, video: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         """(B, T, 3, H, W) normalised frames -> (B, D) video embeddings."""

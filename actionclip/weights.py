@@ -5,7 +5,12 @@ an unreachable hub with nothing cached fails within seconds instead of sitting t
 """
 from __future__ import annotations
 
+import difflib
+import functools
+import json
 import os
+import re
+import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -27,6 +32,12 @@ from actionclip.safe_load import load_weights_only
 SHIPPED_MODEL_CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "models"
 NO_WEIGHTS = ("", "none", "random")
 HUB_PROBE_TIMEOUT_S = 3.0
+HF_HUB_PREFIX = "hf-hub:"
+HF_HUB_CONFIG = "open_clip_config.json"  # an open_clip hub repository's model_cfg + preprocess_cfg
+# OpenAI's `ViT-L/14@336px` is open_clip's `ViT-L-14-336`.
+_OPENAI_RESOLUTION = re.compile(r"@(\d+)px$")
+# Image preprocessing (mean, std, ...) of the models registered from a hub repository's config, by name.
+_HUB_PREPROCESS: dict[str, dict[str, Any]] = {}
 # The HF hub file open_clip fetches when a tag names only a repository, and its safetensors twin.
 _HF_DEFAULT_FILES = ("open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin")
 # Attributes OpenAI's TorchScript archives carry next to the weights.
@@ -58,18 +69,79 @@ def register_model_configs(path: str | Path) -> None:
     open_clip.add_model_config(path)
 
 
-def resolve_model_name(model_name: str) -> str:
-    """An open_clip model name; a path to a model-config JSON is registered and named by its stem."""
+def resolve_model_name(model_name: str, cache_dir: Optional[str] = None) -> str:
+    """The open_clip model name `model_name` means, in the one spelling open_clip lists.
+
+    Accepted: an open_clip name in any case (`vit-b-32`); OpenAI's and the original ActionCLIP's spelling
+    (`ViT-B/32`, `ViT-L/14@336px`); a config of configs/models/; a path to a model-config JSON (registered,
+    named by its stem); `hf-hub:org/name` when the local Hugging Face cache (`cache_dir`, default
+    HF_HUB_CACHE / HF_HOME) holds the repository's open_clip_config.json (registered as `org--name`).
+    """
+    if model_name.startswith(HF_HUB_PREFIX):
+        return _register_hub_config(model_name.removeprefix(HF_HUB_PREFIX), cache_dir)
     if model_name.endswith(".json") and Path(model_name).is_file():
         register_model_configs(model_name)
         return Path(model_name).stem
-    if model_name not in open_clip.list_models() and SHIPPED_MODEL_CONFIGS.is_dir():
+    spelled = _OPENAI_RESOLUTION.sub(r"-\1", model_name).replace("/", "-")
+    known = _listed(spelled)
+    if known is None and SHIPPED_MODEL_CONFIGS.is_dir():
         register_model_configs(SHIPPED_MODEL_CONFIGS)
-    if model_name not in open_clip.list_models():
+        known = _listed(spelled)
+    if known is None:
+        nearest = difflib.get_close_matches(spelled, open_clip.list_models(), n=1)
+        hint = f"did you mean {nearest[0]!r}? " if nearest else ""
         raise ValueError(
-            f"unknown model {model_name!r}: not an open_clip model name (see open_clip.list_models()), "
-            f"not in {SHIPPED_MODEL_CONFIGS}, and not a path to an open_clip model-config .json file")
-    return model_name
+            f"unknown model {model_name!r}: {hint}not an open_clip model name (see open_clip.list_models()), "
+            f"not in {SHIPPED_MODEL_CONFIGS}, not `hf-hub:org/name`, and not a path to an open_clip model-config "
+            f".json file")
+    return known
+
+
+def _listed(name: str) -> Optional[str]:
+    """`name` as open_clip lists it: the exact name, else the one name equal to it ignoring case."""
+    names = open_clip.list_models()
+    if name in names:
+        return name
+    matches = [listed for listed in names if listed.lower() == name.lower()]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _register_hub_config(repo_id: str, cache_dir: Optional[str]) -> str:
+    """Register the model config of HF hub repository `repo_id` from the local cache; its registered name."""
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise ValueError(f"model {HF_HUB_PREFIX}{repo_id}: expected {HF_HUB_PREFIX}org/name")
+    cached = try_to_load_from_cache(repo_id, HF_HUB_CONFIG, cache_dir=cache_dir)
+    if not isinstance(cached, str):
+        raise ValueError(
+            f"model {HF_HUB_PREFIX}{repo_id}: its {HF_HUB_CONFIG} is not in the local Hugging Face cache "
+            f"({cache_dir or HF_HUB_CACHE}); fetch it once where the hub is reachable (`hf download {repo_id} "
+            f"{HF_HUB_CONFIG}`, with HF_HOME / HF_HUB_CACHE pointing at this cache), or pass a path to an open_clip "
+            f"model-config .json")
+    try:
+        hub_config = json.loads(Path(cached).read_text())
+        model_config = hub_config["model_cfg"]
+        missing = [key for key in ("embed_dim", "vision_cfg", "text_cfg") if key not in model_config]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"model {HF_HUB_PREFIX}{repo_id}: {cached} is not an open_clip config with a "
+                         f"'model_cfg' ({type(error).__name__}: {error})") from error
+    if missing:
+        raise ValueError(f"model {HF_HUB_PREFIX}{repo_id}: the 'model_cfg' of {cached} lacks {missing}")
+    name = repo_id.replace("/", "--")
+    path, text = _hub_config_folder() / f"{name}.json", json.dumps(model_config)
+    if not path.is_file() or path.read_text() != text:  # registered already by an earlier call otherwise
+        path.write_text(text)
+        register_model_configs(path)
+    _HUB_PREPROCESS[name] = dict(hub_config.get("preprocess_cfg", {}))
+    return name
+
+
+@functools.cache
+def _hub_config_folder() -> Path:
+    """A folder of this process for the model configs taken from HF hub caches (open_clip registers files)."""
+    return Path(tempfile.mkdtemp(prefix="actionclip-hub-configs-"))
 
 
 def _hub_offline_env() -> bool:
@@ -200,7 +272,8 @@ def create_clip(model_name: str, source: WeightsSource, quick_gelu: Optional[boo
     if quick_gelu is None:
         quick_gelu = source.quick_gelu
     overrides = {} if quick_gelu is None else {"quick_gelu": quick_gelu}
-    clip = open_clip.create_model(model_name, pretrained=None, force_preprocess_cfg=source.preprocess, **overrides)
+    preprocess = {**_HUB_PREPROCESS.get(model_name, {}), **source.preprocess}
+    clip = open_clip.create_model(model_name, pretrained=None, force_preprocess_cfg=preprocess, **overrides)
     try:
         if source.kind == "open_clip":
             open_clip.load_checkpoint(clip, source.path)

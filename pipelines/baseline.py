@@ -49,31 +49,35 @@ class BaselineVideoLoader(EpochLoader):
         loader = DataLoader(stream, batch_size=None, num_workers=workers,
                             prefetch_factor=self.prefetch if workers else None,
                             pin_memory=self.output_device is not None and self.output_device.type == "cuda")
-        for batch_index, (video, label) in enumerate(loader):
-            yield assemble_batch(video, label, self.spec, self.plan, batch_index, self.dtype, self.output_device)
+        for batch_index, (video, label, positions) in enumerate(loader):
+            yield assemble_batch(video, label, self.spec, self.plan, batch_index, self.dtype, self.output_device,
+                                 self.label_sets(positions.numpy()))
 
 
 class RankStream(IterableDataset):
-    """Batches (video, label) of one rank and epoch; each DataLoader worker builds every W-th batch."""
+    """Batches (video, label, reading-order position) of one rank and epoch; each DataLoader worker builds
+    every W-th batch."""
 
     def __init__(self, shards: ShardSet, spec: ClipConfig, plan: EpochPlan, seed: int, shuffle_buffer: int) -> None:
         self.shards, self.spec, self.plan, self.seed, self.shuffle_buffer = shards, spec, plan, seed, shuffle_buffer
         self.transform = train_transform(spec) if spec.train else None
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         worker = get_worker_info()
         worker_id, num_workers = (0, 1) if worker is None else (worker.id, worker.num_workers)
         batch_size = self.plan.batch_size
-        videos, labels = [], []
-        for position, sample in enumerate(self._samples()):
-            if (position // batch_size) % num_workers != worker_id:
+        reading_order = {key: position for position, key in enumerate(self.shards.keys)}
+        videos, labels, positions = [], [], []
+        for slot, sample in enumerate(self._samples()):
+            if (slot // batch_size) % num_workers != worker_id:
                 continue
-            video, label = self._clip(sample, position)
+            video, label = self._clip(sample, slot)
             videos.append(video)
             labels.append(label)
+            positions.append(reading_order[sample["__key__"]])
             if len(videos) == batch_size:
-                yield torch.stack(videos), torch.tensor(labels, dtype=torch.int64)
-                videos, labels = [], []
+                yield torch.stack(videos), torch.tensor(labels, dtype=torch.int64), torch.tensor(positions)
+                videos, labels, positions = [], [], []
 
     def _samples(self) -> Iterator[dict]:
         """The rank's raw samples in loader order, cut (train) or padded (val/test) to whole batches."""

@@ -1,6 +1,7 @@
 """Turn loader outputs into the batch the trainer sees, the same way for both loaders."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from pipelines.config import ClipConfig
@@ -19,16 +20,20 @@ def torch_dtype(dtype: str | torch.dtype) -> torch.dtype:
 
 
 def assemble_batch(video: torch.Tensor, label: torch.Tensor, spec: ClipConfig, plan: EpochPlan, batch_index: int,
-                   dtype: torch.dtype, device: torch.device | None) -> dict[str, torch.Tensor]:
-    """Batch dict: `video` (B*V, T, 3, S, S), `label` (B*V,) int64 and, for val/test, `video_id` and `valid`.
+                   dtype: torch.dtype, device: torch.device | None,
+                   label_sets: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+    """Batch dict: `video` (B*V, T, 3, S, S), `label` (B*V,) int64, for val/test `video_id` and `valid`,
+    and for a multi-label split `label_set` (B*V, num_classes) bool from `label_sets` (B, num_classes).
 
     Train input video is (B, T, 3, S, S). Val/test input is (B, crops, clips * T, 3, S, S) with frames
     clip-major; views come out video-major, then clip, then crop, so row i belongs to video i // V.
     """
     device = device or video.device
     label = label.reshape(-1).to(device=device, dtype=torch.int64, non_blocking=True)
+    extra = {} if label_sets is None else {
+        "label_set": torch.from_numpy(label_sets).repeat_interleave(spec.views, dim=0).to(device)}
     if spec.train:
-        return {"video": video.to(device=device, dtype=dtype, non_blocking=True), "label": label}
+        return {"video": video.to(device=device, dtype=dtype, non_blocking=True), "label": label, **extra}
     batch, crops = video.shape[:2]
     size = video.shape[-1]
     views = video.reshape(batch, crops, spec.num_clips, spec.num_frames, 3, size, size).transpose(1, 2)
@@ -39,4 +44,5 @@ def assemble_batch(video: torch.Tensor, label: torch.Tensor, spec: ClipConfig, p
         "label": label.repeat_interleave(spec.views),
         "video_id": video_id.repeat_interleave(spec.views).to(device),
         "valid": valid.repeat_interleave(spec.views).to(device),
+        **extra,
     }

@@ -74,8 +74,10 @@ class DaliVideoLoader(EpochLoader):
                 stats = outputs["decode_stats"].numpy().reshape(-1, 2)
                 decoded.append(stats[:, 0])
                 dense += int((stats[:, 1] == 0).sum())
+                first = batch_index * self.batch_size
+                label_sets = self.label_sets(self._source.positions[first:first + self.batch_size])
                 yield assemble_batch(outputs["video"], outputs["label"], self.spec, self.plan, batch_index,
-                                     self.dtype, self.output_device)
+                                     self.dtype, self.output_device, label_sets)
         except Exception as error:  # DALI re-raises worker failures as a bare Exception
             named = self._named_error(error, batch_index)
             if named is error:

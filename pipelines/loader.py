@@ -1,6 +1,7 @@
 """What both loaders (DALI and baseline) share: one rank's epoch plan, `set_epoch`, `len()`, the batch dtype."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from pipelines.batch import torch_dtype
@@ -26,3 +27,7 @@ class EpochLoader:
 
     def __len__(self) -> int:
         return self.plan.num_batches
+
+    def label_sets(self, positions: np.ndarray) -> np.ndarray | None:
+        """The label sets of the samples at reading-order `positions` (a multi-label split), else None."""
+        return None if self.shards.label_sets is None else self.shards.label_sets[positions]

@@ -6,13 +6,18 @@ height, width] (DALI reads it without Python), and video_frames is exactly what 
 tar has a DALI webdataset index (`.idx`, "v1.2": a header `v1.2 <samples>`, then per sample the fields
 `component offset size member` of each component). The `.json` holds, under DIGEST_KEY, the SHA-256 of
 every other component as written (shards built before that have none).
+
+Multi-label samples (Charades: several actions per video) also have a LABELS_COMPONENT member: their
+label set, little-endian int32 class ids, ascending, at least one; `.cls` and `.info` then hold the
+smallest id, so a single-label reader still reads a valid sample. A split whose samples carry label
+sets says so in its manifest (MULTI_LABEL_KEY: true); single-label shards have neither.
 """
 from __future__ import annotations
 
 import hashlib
 import re
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -20,7 +25,10 @@ COMPONENTS = ("mp4", "cls", "info", "json")
 # What the loaders read of a sample: the video and its .info record.
 LOADER_COMPONENTS = ("mp4", "info")
 INFO_FIELDS = ("label", "video_frames", "height", "width")
-# The components whose SHA-256 the sample's .json stores under DIGEST_KEY ({component: hex digest}).
+LABELS_COMPONENT = "labels"
+MULTI_LABEL_KEY = "multi_label"
+# The components whose SHA-256 the sample's .json stores under DIGEST_KEY ({component: hex digest}); a
+# multi-label sample's LABELS_COMPONENT too.
 DIGESTED_COMPONENTS = ("mp4", "cls", "info")
 DIGEST_KEY = "sha256"
 INDEX_VERSION = "v1.2"
@@ -45,9 +53,26 @@ def decode_info(raw: bytes) -> dict[str, int]:
     return dict(zip(INFO_FIELDS, (int(v) for v in values)))
 
 
+def encode_labels(label_set: Sequence[int]) -> bytes:
+    """A multi-label sample's LABELS_COMPONENT member."""
+    ids = sorted(set(int(label) for label in label_set))
+    if not ids or ids[0] < 0:
+        raise ValueError(f"a label set needs at least one class id >= 0, got {list(label_set)}")
+    return np.array(ids, dtype="<i4").tobytes()
+
+
+def decode_labels(raw: bytes) -> tuple[int, ...]:
+    values = np.frombuffer(raw, dtype="<i4")
+    if values.size == 0 or values.min() < 0 or np.any(np.diff(values) <= 0):
+        raise FormatError(f".{LABELS_COMPONENT} holds {values.tolist()}, expected ascending class ids >= 0")
+    return tuple(int(v) for v in values)
+
+
 def component_digests(members: Mapping[str, bytes]) -> dict[str, str]:
-    """The .json's DIGEST_KEY entry for a sample's members: hex SHA-256 of each DIGESTED_COMPONENTS member."""
-    return {component: hashlib.sha256(members[component]).hexdigest() for component in DIGESTED_COMPONENTS}
+    """The .json's DIGEST_KEY entry for a sample's members: hex SHA-256 of each DIGESTED_COMPONENTS member
+    (and of LABELS_COMPONENT when the sample has one)."""
+    digested = DIGESTED_COMPONENTS + ((LABELS_COMPONENT,) if LABELS_COMPONENT in members else ())
+    return {component: hashlib.sha256(members[component]).hexdigest() for component in digested}
 
 
 def sample_key(name: str, split: str, position: int) -> str:

@@ -10,14 +10,17 @@ import functools
 import itertools
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from braceexpand import UnbalancedBracesError, braceexpand
 
 from pipelines.errors import ShardError
-from pipelines.shard_format import LOADER_COMPONENTS, FormatError, read_index
+from pipelines.shard_format import (
+    LABELS_COMPONENT, LOADER_COMPONENTS, MULTI_LABEL_KEY, FormatError, decode_labels, read_index,
+)
 
 INDEX_HINT = (
     "`python -m shard_tools build-shards` writes one next to every tar; for an existing tar run "
@@ -42,6 +45,8 @@ class ShardSet:
     codec: str | None
     manifest_path: str | None
     members: np.ndarray = field(compare=False, repr=False)  # int64 (num_samples, 4)
+    # Multi-label splits (manifest MULTI_LABEL_KEY): bool (num_samples, num_classes), row = a sample's label set.
+    label_sets: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def num_samples(self) -> int:
@@ -76,11 +81,16 @@ class ShardSet:
 
 
 def open_shards(source: str | os.PathLike | Sequence[str | os.PathLike], split: str | None = None) -> ShardSet:
-    """Resolve a manifest, a shard folder, a single tar or a list of tars into a checked ShardSet.
+    """Resolve a manifest, a shard folder, a single tar, a brace pattern of tars (`k400-train-{000000..000099}.tar`,
+    as webdataset and open_clip expand it) or a list of tars into a checked ShardSet.
 
     A folder must hold exactly one `*.manifest.json`, or one whose split is `split`.
     Raises ShardError for a missing path, an empty list, a missing `.idx` or a sample lacking a component.
     """
+    pattern = isinstance(source, str) and "{" in source and not Path(source).exists()
+    tars = _expand(source) if pattern else None
+    if tars is not None:
+        return _from_tars(tars, classes=None, codec=None, manifest_path=None)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
@@ -94,6 +104,21 @@ def open_shards(source: str | os.PathLike | Sequence[str | os.PathLike], split: 
     if not tars:
         raise ShardError("the shard list is empty: pass a manifest, a shard folder or at least one .tar")
     return _from_tars(tars, classes=None, codec=None, manifest_path=None)
+
+
+def _expand(pattern: str) -> list[Path] | None:
+    """The tars a brace pattern names, each of which must exist; None when its braces expand to nothing else."""
+    try:
+        tars = [Path(tar) for tar in braceexpand(pattern)]
+    except UnbalancedBracesError as error:
+        raise ShardError(f"shard pattern {pattern}: {error}; write ranges as {{000000..000099}}") from None
+    if tars == [Path(pattern)]:
+        return None
+    missing = next((tar for tar in tars if not tar.is_file()), None)
+    if missing is not None:
+        raise ShardError(f"shard pattern {pattern} names {len(tars)} tars, but {missing} does not exist: fix the "
+                         "pattern or build the missing shards")
+    return tars
 
 
 def _find_manifest(folder: Path, split: str | None) -> Path:
@@ -127,7 +152,35 @@ def _from_manifest(path: Path) -> ShardSet:
         if "samples" in entry and entry["samples"] != count:
             raise ShardError(f"{tar}: manifest {path} says {entry['samples']} samples, its index lists {count}; "
                              f"the index is stale, rebuild it ({INDEX_HINT})")
+    if manifest.get(MULTI_LABEL_KEY):
+        if shard_set.classes is None:
+            raise ShardError(f"manifest {path} is multi-label but lists no classes; rebuild it with build-shards")
+        shard_set = replace(shard_set, label_sets=_label_sets(shard_set))
     return shard_set
+
+
+def _label_sets(shards: ShardSet) -> np.ndarray:
+    """Every sample's label set as a row of a (num_samples, num_classes) bool matrix, read by the index."""
+    sets = np.zeros((shards.num_samples, len(shards.classes)), dtype=bool)
+    position = 0
+    for tar, index in zip(shards.tars, shards.indexes):
+        with open(tar, "rb") as handle:
+            for key, components in read_index(Path(index)).items():
+                if LABELS_COMPONENT not in components:
+                    raise ShardError(f"{tar}: sample {key!r} of a multi-label split has no .{LABELS_COMPONENT} "
+                                     "component; re-shard it with shard_tools build-shards")
+                offset, size = components[LABELS_COMPONENT]
+                handle.seek(offset)
+                try:
+                    label_set = decode_labels(handle.read(size))
+                except FormatError as error:
+                    raise ShardError(f"{tar}: sample {key!r}: {error}; {VERIFY_HINT}") from error
+                if label_set[-1] >= sets.shape[1]:
+                    raise ShardError(f"{tar}: sample {key!r} has class id {label_set[-1]}, but the manifest lists "
+                                     f"{sets.shape[1]} classes; {VERIFY_HINT}")
+                sets[position, list(label_set)] = True
+                position += 1
+    return sets
 
 
 def _from_tars(tars: Sequence[Path], *, indexes: Sequence[Path | None] | None = None,

@@ -25,9 +25,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from pipelines.shard_format import decode_info, read_index, sample_key
+from pipelines.shard_format import LABELS_COMPONENT, MULTI_LABEL_KEY, decode_info, decode_labels, read_index, sample_key
+from shard_tools import formats, resume
 from shard_tools import inputs as annotations
-from shard_tools import resume
 from shard_tools.encode import ENCODERS, EncodeOptions, VideoRejected, reencode
 from shard_tools.errors import ToolError
 from shard_tools.shards import (
@@ -35,7 +35,6 @@ from shard_tools.shards import (
     record_path, shard_stem, split_shards,
 )
 
-FORMATS = ("kinetics", "ucf101", "hmdb51", "csv", "folder")
 console = Console(stderr=True)
 
 
@@ -44,8 +43,8 @@ class EncodeTask:
     position: int
     key: str
     video: annotations.VideoInput
-    label: int
-    label_name: str
+    label: annotations.LabelId
+    label_names: tuple[str, ...]  # the names of the label's class ids
     options: EncodeOptions
 
 
@@ -64,22 +63,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Re-encode every video of a dataset with PyAV and pack the splits into shuffled webdataset "
                     "tar shards with DALI index files and a manifest. Bad videos are reported, never fatal.",
     )
-    parser.add_argument("--format", choices=FORMATS, required=True, help="annotation format of the dataset")
-    parser.add_argument("--annotations", type=Path,
-                        help="annotation CSV (kinetics, csv) or the folder of official split lists (ucf101, hmdb51)")
-    parser.add_argument("--root", type=Path, required=True, help="folder the video paths are relative to")
-    parser.add_argument("--labels", type=Path,
-                        help="class list CSV 'id,name'; without it the sorted class names are used and written out")
+    formats.add_arguments(parser)
     parser.add_argument("--name", required=True, help="dataset name used in shard file names, e.g. k400")
     parser.add_argument("--out", type=Path, required=True, help="output folder for shards and manifests")
     parser.add_argument("--split", action="append",
                         help="build only these splits (repeatable); default: every split in the annotations")
-    parser.add_argument("--split-id", type=int, default=1, help="official split number for ucf101/hmdb51")
-    parser.add_argument("--split-name", default="train", help="split name for --format folder")
-    parser.add_argument("--path-template", default=annotations.KINETICS_TEMPLATE,
-                        help="kinetics file name under --root, with {label} {youtube_id} {time_start} {time_end} {split}")
-    parser.add_argument("--use-time-window", action="store_true",
-                        help="kinetics: cut [time_start, time_end) out of full-length source videos")
     parser.add_argument("--codec", choices=sorted(ENCODERS), default="vp9",
                         help="vp9 decodes with DALI on CPU and GPU; h264 needs a GPU to decode in DALI")
     parser.add_argument("--short-side", type=int, default=256, help="resize so the short side is this (0: keep)")
@@ -99,42 +87,27 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def load_dataset(args: argparse.Namespace) -> tuple[list[annotations.VideoInput], list[str], bool]:
-    """Inputs and class list; the flag says whether the class list was derived here (and must be written)."""
-    official_classes: list[str] | None = None
-    if args.format in ("kinetics", "csv", "ucf101", "hmdb51") and args.annotations is None:
-        raise annotations.AnnotationError(f"--format {args.format} needs --annotations")
-    if args.format == "kinetics":
-        inputs = annotations.read_kinetics(args.annotations, args.root, args.path_template)
-    elif args.format == "ucf101":
-        inputs, official_classes = annotations.read_ucf101(args.annotations, args.root, args.split_id)
-    elif args.format == "hmdb51":
-        inputs, official_classes = annotations.read_hmdb51(args.annotations, args.root, args.split_id)
-    elif args.format == "csv":
-        inputs = annotations.read_generic_csv(args.annotations, args.root)
-    else:
-        inputs = annotations.read_folder(args.root, args.split_name)
-    if args.labels is not None:
-        return inputs, annotations.read_labels_csv(args.labels), False
-    return inputs, official_classes or annotations.derive_classes(inputs), True
-
-
 def encode_one(task: EncodeTask) -> Sample | dict:
     """Worker: a finished `Sample`, or a failure record naming the input and the reason."""
+    label_set = task.label if isinstance(task.label, tuple) else None
     window = None
     if task.video.time_start is not None and task.video.time_end is not None:
         window = (task.video.time_start, task.video.time_end)
     try:
-        encoded = reencode(task.video.path, task.options, window)
+        if label_set == ():
+            raise VideoRejected("no-label", f"{task.video.origin}: no class (a multi-label sample needs at least one)")
+        encoded = reencode(task.video.source, task.options, window)
     except VideoRejected as error:
         return {"position": task.position, "key": task.key, "path": task.video.path,
                 "reason": error.reason, "detail": error.detail}
     except Exception as error:  # a decoder can fail in ways PyAV does not classify; report, never stop the build
         return {"position": task.position, "key": task.key, "path": task.video.path,
                 "reason": "undecodable", "detail": f"{type(error).__name__}: {error}"}
+    # .cls and .info of a multi-label sample hold its smallest class id (pipelines.shard_format).
+    label = label_set[0] if label_set else task.label
     # The .json keys are the on-disk format: "num_frames" is the video's length, as old shards have it.
     meta = {
-        "key": task.key, "label": task.label, "label_name": task.label_name, "split": task.video.split,
+        "key": task.key, "label": label, "label_name": task.label_names[0], "split": task.video.split,
         "source": task.video.path, "source_id": task.video.source_id, "fps": encoded.fps,
         "duration": round(encoded.duration, 4), "num_frames": encoded.video_frames,
         "height": encoded.height, "width": encoded.width, "source_fps": encoded.source_fps,
@@ -142,7 +115,9 @@ def encode_one(task: EncodeTask) -> Sample | dict:
         "encode": {"codec": task.options.codec, "gop": task.options.gop, "short_side": task.options.short_side,
                    "fps_cap": task.options.fps_cap, "crf": task.options.crf},
     }
-    return Sample(task.key, encoded.data, task.label, encoded.video_frames, encoded.height, encoded.width, meta)
+    if label_set:
+        meta.update(labels=list(label_set), label_names=list(task.label_names))
+    return Sample(task.key, encoded.data, label, encoded.video_frames, encoded.height, encoded.width, meta, label_set)
 
 
 def plan_gaps(finished: dict[int, list[int]], num_inputs: int) -> list[Gap]:
@@ -185,27 +160,38 @@ def write_gaps(gaps: list[Gap], results: Iterator[Sample | dict], out: Path,
 
 
 def split_statistics(out: Path, name: str, split: str, classes: list[str]) -> dict:
-    """Counts and frame statistics read back from the finished shards (covers resumed shards too)."""
-    shards, counts, frames, sizes = [], [0] * len(classes), [], Counter()
+    """Counts and frame statistics read back from the finished shards (covers resumed shards too); a
+    multi-label sample counts for each of its classes."""
+    shards, counts, frames, sizes, label_counts = [], [0] * len(classes), [], Counter(), []
     for idx_path in split_shards(out, name, split, ".idx"):
         tar_path = idx_path.with_suffix(".tar")
         entries = read_index(idx_path)
         with open(tar_path, "rb") as handle:
             for components in entries.values():
                 info = decode_info(read_member(handle, *components["info"]))
-                counts[info["label"]] += 1
+                labels = [info["label"]]
+                if LABELS_COMPONENT in components:
+                    labels = decode_labels(read_member(handle, *components[LABELS_COMPONENT]))
+                    label_counts.append(len(labels))
+                for label in labels:
+                    counts[label] += 1
                 frames.append(info["video_frames"])
                 sizes[f"{info['width']}x{info['height']}"] += 1
         keys = list(entries)
         shards.append({"tar": tar_path.name, "idx": idx_path.name, "samples": len(keys),
                        "bytes": tar_path.stat().st_size, "first_key": keys[0], "last_key": keys[-1]})
-    frame_stats = {"min": min(frames), "median": statistics.median(frames), "max": max(frames)} if frames else None
-    return {"shards": shards, "counts_per_class": dict(zip(classes, counts)), "frames_per_clip": frame_stats,
-            "resolutions": dict(sizes.most_common(5)), "num_samples": sum(counts)}
+    return {"shards": shards, "counts_per_class": dict(zip(classes, counts)), "frames_per_clip": _spread(frames),
+            **({"labels_per_sample": _spread(label_counts)} if label_counts else {}),
+            "resolutions": dict(sizes.most_common(5)), "num_samples": len(frames)}
 
 
-def build_split(split: str, items: list[tuple[annotations.VideoInput, int]], classes: list[str], record: dict,
-                args: argparse.Namespace, options: EncodeOptions, pool: Pool | None, progress: Progress) -> dict:
+def _spread(values: list[int]) -> dict | None:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)} if values else None
+
+
+def build_split(split: str, items: list[tuple[annotations.VideoInput, annotations.LabelId]], classes: list[str],
+                record: dict, args: argparse.Namespace, options: EncodeOptions, pool: Pool | None,
+                progress: Progress) -> dict:
     if args.overwrite:
         removed = resume.remove_split(args.out, args.name, split)
         if removed:
@@ -215,7 +201,7 @@ def build_split(split: str, items: list[tuple[annotations.VideoInput, int]], cla
     order = list(range(len(items)))
     random.Random(f"{args.seed}:{split}").shuffle(order)
     tasks = [EncodeTask(position, sample_key(args.name, split, position), items[source][0], items[source][1],
-                        classes[items[source][1]], options)
+                        _label_names(items[source][1], classes), options)
              for position, source in enumerate(order)]
     finished, damaged = resume.finished_shards(args.out, args.name, split, len(classes))
     for damage in damaged:
@@ -241,8 +227,10 @@ def build_split(split: str, items: list[tuple[annotations.VideoInput, int]], cla
     failures = sorted(kept_failures + new_failures, key=lambda record: record["position"])
     atomic_write_bytes(failure_file, "".join(json.dumps(record) + "\n" for record in failures).encode())
 
+    multi_label = any(isinstance(label, tuple) for _, label in items)
     manifest = {
         "name": args.name, "split": split, "classes": classes, "num_classes": len(classes),
+        **({MULTI_LABEL_KEY: True} if multi_label else {}),
         "num_inputs": len(tasks), "num_failed": len(failures), "seed": args.seed,
         "encode": options.describe(), "skipped_finished_shards": len(finished), "encoded_now": len(pending),
         **split_statistics(args.out, args.name, split, classes), "failures": failures,
@@ -257,6 +245,10 @@ def build_split(split: str, items: list[tuple[annotations.VideoInput, int]], cla
     return manifest
 
 
+def _label_names(label: annotations.LabelId, classes: list[str]) -> tuple[str, ...]:
+    return tuple(classes[index] for index in (label if isinstance(label, tuple) else (label,)))
+
+
 def _read_jsonl(path: Path) -> list[dict]:
     if not path.exists():
         return []
@@ -265,9 +257,10 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        inputs, classes, derived = load_dataset(args)
+        inputs, classes, derived = formats.load_dataset(args)
     except OSError as error:
-        raise ToolError(f"cannot read {error.filename or args.annotations}: {error.strerror or error}") from None
+        raise ToolError(f"cannot read {error.filename or ' '.join(args.annotations or [])}: "
+                        f"{error.strerror or error}") from None
     present = sorted({item.split for item in inputs})
     wanted = [s for group in args.split for s in group.split(",")] if args.split else present
     missing = [split for split in wanted if split not in present]
@@ -275,8 +268,8 @@ def run(args: argparse.Namespace) -> int:
         raise annotations.AnnotationError(f"no inputs for split(s) {missing}; the annotations have {present}")
     # Labels are checked for the requested splits only: a split may use its own label set (zero-shot).
     inputs = [item for item in inputs if item.split in wanted]
-    label_ids = annotations.label_ids(inputs, classes, str(args.annotations or args.root))
-    by_split: dict[str, list[tuple[annotations.VideoInput, int]]] = {split: [] for split in wanted}
+    label_ids = annotations.label_ids(inputs, classes)
+    by_split: dict[str, list[tuple[annotations.VideoInput, annotations.LabelId]]] = {split: [] for split in wanted}
     for item, label in zip(inputs, label_ids):
         by_split[item.split].append((item, label))
     try:
@@ -317,7 +310,7 @@ def encoder_pool(workers: int) -> Iterator[Pool | None]:
         pool.join()
 
 
-def build(args: argparse.Namespace, by_split: dict[str, list[tuple[annotations.VideoInput, int]]],
+def build(args: argparse.Namespace, by_split: dict[str, list[tuple[annotations.VideoInput, annotations.LabelId]]],
           classes: list[str], derived: bool) -> int:
     """Build every split of `by_split` into --out (locked by the caller); refuses before writing anything when
     --out holds shards of another build."""

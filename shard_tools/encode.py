@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import os
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Iterator
@@ -10,6 +9,7 @@ from typing import Iterator
 import av
 
 from pipelines.pyav_decode import count_frames
+from shard_tools.sources import VideoRejected, VideoSource, open_frames
 
 # Encoder settings per codec. VP9 must not use alt-ref (hidden) frames: DALI's CPU decoder rejects them.
 ENCODERS = {
@@ -20,13 +20,9 @@ ENCODERS = {
 DEFAULT_CRF = {"vp9": 32, "h264": 23, "mjpeg": 0}
 
 
-class VideoRejected(Exception):
-    """A source video that cannot go into a shard; `reason` is a short machine-friendly tag."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
+def color_range(pix_fmt: str) -> str:
+    """The colour range a YUV pixel format implies: full ("JPEG") for yuvj*, limited ("MPEG") otherwise."""
+    return "JPEG" if pix_fmt.startswith("yuvj") else "MPEG"
 
 
 @dataclass(frozen=True)
@@ -73,33 +69,12 @@ def output_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     return max(2, width - width % 2), max(2, height - height % 2)
 
 
-def _open_source(path: str) -> av.container.InputContainer:
-    if not os.path.exists(path):
-        raise VideoRejected("missing", f"file not found: {path}")
-    if os.path.getsize(path) == 0:
-        raise VideoRejected("empty", f"zero-byte file: {path}")
-    try:
-        container = av.open(path)
-    except (av.error.FFmpegError, UnicodeDecodeError) as error:
-        raise VideoRejected("not-a-video", f"cannot open {path} (corrupt, truncated or not a video): {error}") from error
-    if not container.streams.video:
-        others = len(container.streams)  # read before closing: a closed container lists no streams
-        container.close()
-        if not others:
-            raise VideoRejected("not-a-video", f"{path} has no media streams")
-        raise VideoRejected("no-video-stream", f"{path} has no video stream (only {others} other)")
-    return container
-
-
-def _selected_frames(container: av.container.InputContainer, source_rate: Fraction, out_rate: Fraction,
+def _selected_frames(frames: Iterator[tuple[float, av.VideoFrame]], source_rate: Fraction, out_rate: Fraction,
                      window: tuple[float, float] | None) -> Iterator[av.VideoFrame]:
     """Decoded frames inside the time window, thinned to `out_rate` by timestamp."""
-    stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
     next_tick = 0
     first_time = None
-    for index, frame in enumerate(container.decode(stream)):
-        time = frame.time if frame.time is not None else index / float(source_rate)
+    for time, frame in frames:
         if window is not None and (time < window[0] or time >= window[1]):
             if time >= window[1]:
                 return
@@ -111,17 +86,15 @@ def _selected_frames(container: av.container.InputContainer, source_rate: Fracti
             yield frame
 
 
-def reencode(path: str, options: EncodeOptions, window: tuple[float, float] | None = None) -> EncodedVideo:
-    """Decode `path` and encode it as a shard-ready MP4; raise `VideoRejected` with the reason otherwise."""
-    container = _open_source(path)
-    with container:
-        stream = container.streams.video[0]
-        source_rate = Fraction(stream.average_rate or stream.guessed_rate or 25).limit_denominator(1001)
+def reencode(source: VideoSource, options: EncodeOptions, window: tuple[float, float] | None = None) -> EncodedVideo:
+    """Decode `source` (a video file, a video in a tar or a frame folder) and encode it as a shard-ready MP4;
+    raise `VideoRejected` with the reason otherwise."""
+    with open_frames(source) as opened:
+        source_rate = opened.rate
         out_rate = source_rate
         if options.fps_cap and source_rate > options.fps_cap:
             out_rate = Fraction(options.fps_cap).limit_denominator(1001)
-        source_size = (stream.codec_context.width, stream.codec_context.height)
-        width, height = output_size(*source_size, options.short_side)
+        width, height = output_size(*opened.size, options.short_side)
         encoder, pix_fmt = ENCODERS[options.codec]
         buffer = io.BytesIO()
         written = 0
@@ -132,22 +105,24 @@ def reencode(path: str, options: EncodeOptions, window: tuple[float, float] | No
                 out_stream.codec_context.gop_size = options.gop
                 out_stream.thread_count = 1  # deterministic bytes, and parallelism comes from --workers
                 active_window = window if options.use_time_window else None
-                for frame in _selected_frames(container, source_rate, out_rate, active_window):
-                    image = frame.reformat(width=width, height=height, format=pix_fmt, interpolation="AREA")
+                for frame in _selected_frames(opened.frames, source_rate, out_rate, active_window):
+                    # Convert the range too: JPEG frames and MJPEG videos are full range, the VP9/H.264 output limited.
+                    image = frame.reformat(width=width, height=height, format=pix_fmt, interpolation="AREA",
+                                           src_color_range=frame.color_range or color_range(frame.format.name),
+                                           dst_color_range=color_range(pix_fmt))
                     image.pts = written
                     image.time_base = 1 / out_rate
                     output.mux(out_stream.encode(image))
                     written += 1
                 output.mux(out_stream.encode(None))
         except av.error.FFmpegError as error:
-            raise VideoRejected("undecodable", f"{path}: {error} (after {written} frames)") from error
-    expected = stream.frames
-    if not options.use_time_window and out_rate == source_rate and expected > 0 and written < 0.9 * expected:
-        raise VideoRejected("truncated", f"{path}: decoded {written} of {expected} frames")
+            raise VideoRejected("undecodable", f"{source}: {error} (after {written} frames)") from error
+    claimed = opened.claimed
+    if not options.use_time_window and out_rate == source_rate and claimed > 0 and written < 0.9 * claimed:
+        raise VideoRejected("truncated", f"{source}: decoded {written} of {claimed} frames")
     if written < options.min_frames:
-        raise VideoRejected("too-short", f"{path}: {written} frames < --min-frames {options.min_frames}")
+        raise VideoRejected("too-short", f"{source}: {written} frames < --min-frames {options.min_frames}")
     data = buffer.getvalue()
     video_frames = count_frames(data)
     return EncodedVideo(data, video_frames, height, width, float(out_rate), video_frames / float(out_rate),
-                        float(source_rate), source_size)
-
+                        float(source_rate), opened.size)

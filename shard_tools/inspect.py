@@ -7,14 +7,16 @@ import json
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.shard_format import MULTI_LABEL_KEY
 from shard_tools.errors import ToolError
 from shard_tools.shards import manifests_in
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("inspect", help="summarise shards from their manifests",
-                                 description="Print shards, samples, class balance, bytes per sample, codec, GOP, "
-                                             "resolution and frames per clip for every split found.")
+                                 description="Print shards, samples, class balance, labels per sample (multi-label), "
+                                             "bytes per sample, codec, GOP, resolution and frames per clip for every "
+                                             "split found.")
     parser.add_argument("paths", nargs="+", help="shard folders or .manifest.json files")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     parser.set_defaults(run=run)
@@ -31,6 +33,7 @@ def summarise(manifest: dict) -> dict:
         "bytes_per_sample": total_bytes / max(manifest["num_samples"], 1), "codec": encode["codec"],
         "gop": encode["gop"], "short_side": encode["short_side"], "fps_cap": encode["fps_cap"],
         "frames_per_clip": manifest["frames_per_clip"], "resolutions": manifest["resolutions"],
+        "multi_label": bool(manifest.get(MULTI_LABEL_KEY)), "labels_per_sample": manifest.get("labels_per_sample"),
     }
 
 
@@ -47,19 +50,25 @@ def run(args: argparse.Namespace) -> int:
     table.add_column("")
     for row in rows:
         table.add_column(f"{row['dataset']} {row['split']}", justify="right")
-    frames = [row["frames_per_clip"] or {"min": 0, "median": 0, "max": 0} for row in rows]
     lines = {
         "shards": [str(row["shards"]) for row in rows],
         "samples": [str(row["samples"]) for row in rows],
         "failed at build": [str(row["failed"]) for row in rows],
         "classes": [str(row["classes"]) for row in rows],
         "per class min/max": [f"{row['per_class_min']}/{row['per_class_max']}" for row in rows],
+        "labels per sample": [f"{_spread(row['labels_per_sample'])} multi-label" if row["multi_label"] else "1"
+                              for row in rows],
         "KB per sample": [f"{row['bytes_per_sample'] / 1e3:.1f}" for row in rows],
         "codec / GOP": [f"{row['codec']} / {row['gop']}" for row in rows],
         "resolution (most common)": [next(iter(row["resolutions"]), "-") for row in rows],
-        "frames min/median/max": [f"{f['min']}/{f['median']:g}/{f['max']}" for f in frames],
+        "frames min/median/max": [_spread(row["frames_per_clip"]) for row in rows],
     }
     for name, values in lines.items():
         table.add_row(name, *values)
     Console().print(table)
     return 0
+
+
+def _spread(stats: dict | None) -> str:
+    stats = stats or {"min": 0, "median": 0, "max": 0}
+    return f"{stats['min']}/{stats['median']:g}/{stats['max']}"

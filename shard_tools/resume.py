@@ -15,12 +15,13 @@ import hashlib
 import json
 import os
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from pipelines.shard_format import COMPONENTS, FormatError, decode_info, key_position, read_index
 from shard_tools.errors import ToolError
-from shard_tools.inputs import VideoInput
+from shard_tools.inputs import LabelId, VideoInput
 from shard_tools.shards import (
     failures_path, lock_path, manifest_path, read_member, record_path, shard_number, split_shards,
 )
@@ -34,7 +35,8 @@ RECORDED_FLAGS = {
 }
 # Input fingerprints: what each one covers, as the refusal names it.
 INPUT_ASPECTS = {
-    "sources_sha256": "the video paths or their order (other annotations, --root or --path-template)",
+    "sources_sha256": "the video paths or their order (other annotations, --root or --path-template), or the "
+                      "frame folders' --image-tmpl, --index-bias or --frame-fps",
     "labels_sha256": "the videos' class ids (other labels in the annotations, or another --labels)",
     "time_windows_sha256": "the time windows",
 }
@@ -47,15 +49,21 @@ def _sha256(rows: Iterable[object]) -> str:
     return digest.hexdigest()
 
 
+def _source_row(video: VideoInput) -> list:
+    """What identifies an input's video: its path and id, and all of a tar member or frame folder source (a
+    file's row is as in earlier records)."""
+    return [video.path, video.source_id] + ([] if isinstance(video.source, str) else [asdict(video.source)])
+
+
 def build_record(name: str, split: str, parameters: dict, classes: list[str],
-                 items: list[tuple[VideoInput, int]]) -> dict:
+                 items: list[tuple[VideoInput, LabelId]]) -> dict:
     """The record of one split's build: its settings and fingerprints of its ordered inputs and class list."""
     return {
         "record": RECORD_VERSION, "name": name, "split": split, "parameters": parameters,
         "classes": {"count": len(classes), "sha256": _sha256(classes)},
         "inputs": {
             "count": len(items),
-            "sources_sha256": _sha256([video.path, video.source_id] for video, _ in items),
+            "sources_sha256": _sha256(_source_row(video) for video, _ in items),
             "labels_sha256": _sha256(label for _, label in items),
             "time_windows_sha256": _sha256([video.time_start, video.time_end] for video, _ in items),
         },

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from wds2idx import IndexCreator  # shipped with the DALI wheel
 
-from pipelines.shard_format import DIGEST_KEY, component_digests, encode_info
+from pipelines.shard_format import DIGEST_KEY, LABELS_COMPONENT, component_digests, encode_info, encode_labels
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,11 @@ class Sample:
     height: int
     width: int
     meta: dict
+    label_set: tuple[int, ...] | None = None  # a multi-label sample's class ids, ascending; `label` is the first
+
+    def __post_init__(self) -> None:
+        if self.label_set is not None and (not self.label_set or self.label != min(self.label_set)):
+            raise ValueError(f"sample {self.key}: label {self.label} is not the smallest id of {self.label_set}")
 
 
 def shard_stem(name: str, split: str, number: int) -> str:
@@ -83,6 +88,8 @@ class ShardWriter:
             "cls": str(sample.label).encode(),
             "info": encode_info(sample.label, sample.video_frames, sample.height, sample.width),
         }
+        if sample.label_set is not None:
+            members[LABELS_COMPONENT] = encode_labels(sample.label_set)
         meta = {**sample.meta, DIGEST_KEY: component_digests(members)}
         members["json"] = json.dumps(meta, sort_keys=True).encode()
         for extension, data in members.items():

@@ -14,8 +14,8 @@ from rich.table import Table
 
 from pipelines.pyav_decode import count_frames
 from pipelines.shard_format import (
-    COMPONENTS, DALI_CPU_CODECS, DIGEST_KEY, DIGESTED_COMPONENTS, GPU_ONLY_CODECS, component_digests, decode_info,
-    member_key, read_index,
+    COMPONENTS, DALI_CPU_CODECS, DIGEST_KEY, GPU_ONLY_CODECS, LABELS_COMPONENT, MULTI_LABEL_KEY, FormatError,
+    component_digests, decode_info, decode_labels, member_key, read_index,
 )
 from shard_tools.errors import ToolError
 from shard_tools.shards import shard_tars
@@ -30,13 +30,21 @@ class Problem:
     detail: str
 
 
+@dataclass(frozen=True)
+class SplitFacts:
+    """What a tar's manifest says its samples must be (nothing is known of a tar without one)."""
+    num_classes: int | None = None
+    multi_label: bool = False
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "verify", help="decode every sample and check components, labels, frame counts and indexes",
         description="Check shards: all components present, their SHA-256 as recorded in the .json, .cls and "
-                    ".info agree, the decoder returns exactly .info's frame count (DALI for VP9/MJPEG, PyAV "
-                    "otherwise, DALI on GPU when --device gpu), and every .idx matches its tar. Exit status 1 "
-                    "when anything is wrong.",
+                    ".info agree (a multi-label sample's .labels holds ids of the class list, the smallest as "
+                    ".cls), the decoder returns exactly .info's frame count (DALI for VP9/MJPEG, PyAV otherwise, "
+                    "DALI on GPU when --device gpu), and every .idx matches its tar. Exit status 1 when anything "
+                    "is wrong.",
     )
     parser.add_argument("paths", nargs="+", help="shard folders, .tar files or .manifest.json files")
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
@@ -122,16 +130,36 @@ def check_digests(parts: dict[str, bytes], meta: dict) -> list[str] | None:
     if not isinstance(stored, dict):
         return [f".json {DIGEST_KEY!r} is not a component -> SHA-256 table"]
     computed = component_digests(parts)
-    return [f".{component} does not match its SHA-256 in the .json (recorded {str(stored.get(component))[:12]}..., "
-            f"content {computed[component][:12]}...): the bytes changed after the build"
-            for component in DIGESTED_COMPONENTS if stored.get(component) != computed[component]]
+    unmatched = [f".json records a SHA-256 of .{component}, which the sample does not have"
+                 for component in stored if component not in computed]
+    return unmatched + [
+        f".{component} does not match its SHA-256 in the .json (recorded {str(stored.get(component))[:12]}..., "
+        f"content {digest[:12]}...): the bytes changed after the build"
+        for component, digest in computed.items() if stored.get(component) != digest]
 
 
-def check_sample(parts: dict[str, bytes], count_with_dali, num_classes: int | None) -> tuple[list[str], bool]:
+def check_label_set(raw: bytes, label: int, num_classes: int | None) -> list[str]:
+    """A multi-label sample's .labels: ascending ids of the class list, the smallest equal to .cls/.info."""
+    try:
+        label_set = decode_labels(raw)
+    except FormatError as error:
+        return [f"unreadable .{LABELS_COMPONENT}: {error}"]
+    issues = []
+    if num_classes is not None and label_set[-1] >= num_classes:
+        issues.append(f".{LABELS_COMPONENT} {list(label_set)} has ids outside 0..{num_classes - 1}")
+    if label != label_set[0]:
+        issues.append(f".cls/.info say {label}, but the smallest id of .{LABELS_COMPONENT} {list(label_set)} is "
+                      f"{label_set[0]}")
+    return issues
+
+
+def check_sample(parts: dict[str, bytes], count_with_dali, facts: SplitFacts) -> tuple[list[str], bool]:
     """Everything wrong with one sample, as sentences, and whether its .json lacks content hashes."""
-    missing = [c for c in COMPONENTS if c not in parts]
+    required = COMPONENTS + ((LABELS_COMPONENT,) if facts.multi_label else ())
+    missing = [c for c in required if c not in parts]
     if missing:
-        return [f"missing component(s) {missing}"], False
+        because = f" (the manifest says {MULTI_LABEL_KEY})" if LABELS_COMPONENT in missing else ""
+        return [f"missing component(s) {missing}{because}"], False
     try:
         info = decode_info(parts["info"])
         label = int(parts["cls"].decode())
@@ -142,8 +170,10 @@ def check_sample(parts: dict[str, bytes], count_with_dali, num_classes: int | No
     issues = list(digest_issues or [])
     if label != info["label"]:
         issues.append(f".cls says {label} but .info says {info['label']}")
-    if num_classes is not None and not 0 <= label < num_classes:
-        issues.append(f"label {label} outside 0..{num_classes - 1}")
+    if facts.num_classes is not None and not 0 <= label < facts.num_classes:
+        issues.append(f"label {label} outside 0..{facts.num_classes - 1}")
+    if LABELS_COMPONENT in parts:
+        issues += check_label_set(parts[LABELS_COMPONENT], label, facts.num_classes)
     if meta.get("num_frames") != info["video_frames"]:  # the .json keeps its on-disk key "num_frames"
         issues.append(f".json num_frames {meta.get('num_frames')} != .info {info['video_frames']}")
     codec = meta.get("encode", {}).get("codec", "vp9")
@@ -156,7 +186,7 @@ def check_sample(parts: dict[str, bytes], count_with_dali, num_classes: int | No
     return issues, digest_issues is None
 
 
-def verify_tar(tar_path: Path, counter, num_classes: int | None) -> tuple[int, int, list[Problem]]:
+def verify_tar(tar_path: Path, counter, facts: SplitFacts) -> tuple[int, int, list[Problem]]:
     """(samples, samples without content hashes, problems) of one tar."""
     try:
         samples, offsets = _members(tar_path)
@@ -164,16 +194,19 @@ def verify_tar(tar_path: Path, counter, num_classes: int | None) -> tuple[int, i
         return 0, 0, [Problem(tar_path.name, "-", f"unreadable tar: {error}")]
     problems, unhashed = check_index(tar_path, offsets), 0
     for key, parts in samples.items():
-        issues, lacks_hashes = check_sample(parts, counter, num_classes)
+        issues, lacks_hashes = check_sample(parts, counter, facts)
         problems += [Problem(tar_path.name, key, issue) for issue in issues]
         unhashed += lacks_hashes
     return len(samples), unhashed, problems
 
 
-def _num_classes(tar_path: Path) -> int | None:
+def split_facts(tar_path: Path) -> SplitFacts:
     stem = tar_path.stem.rsplit("-", 1)[0]
-    manifest = tar_path.with_name(f"{stem}.manifest.json")
-    return json.loads(manifest.read_text())["num_classes"] if manifest.exists() else None
+    path = tar_path.with_name(f"{stem}.manifest.json")
+    if not path.exists():
+        return SplitFacts()
+    manifest = json.loads(path.read_text())
+    return SplitFacts(manifest["num_classes"], bool(manifest.get(MULTI_LABEL_KEY)))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -188,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("verify", total=len(tars))
         for tar_path in tars:
-            count, lacking, found = verify_tar(tar_path, counter, _num_classes(tar_path))
+            count, lacking, found = verify_tar(tar_path, counter, split_facts(tar_path))
             total, problems = total + count, problems + found
             if lacking:
                 unhashed[tar_path.name] = lacking

@@ -89,3 +89,31 @@ def error_line(status: int, capsys) -> str:
     lines = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(lines) == 1, err
     return lines[0]
+
+
+def write_frames(folder: Path, count: int, width: int = 96, height: int = 64, template: str = "img_{:05d}.jpg",
+                 start: int = 1) -> Path:
+    """A rawframes folder: `count` JPEGs of `frame_image` named `template.format(start)`, ... (PyAV's mjpeg)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        with av.open(str(folder / template.format(start + index)), "w", format="image2",
+                     options={"update": "1"}) as container:
+            stream = container.add_stream("mjpeg", rate=1)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuvj420p"
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame_image(index, width, height), format="rgb24")))
+            container.mux(stream.encode(None))
+    return folder
+
+
+def write_tar(path: Path, samples: dict[str, dict[str, bytes]]) -> Path:
+    """A webdataset tar of `{key: {extension: bytes}}`, members `<key>.<extension>` in that order."""
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w") as archive:
+        for key, members in samples.items():
+            for extension, data in members.items():
+                info = tarfile.TarInfo(f"{key}.{extension}")
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+    return path

@@ -124,6 +124,22 @@ def test_grad_checkpointing_gives_the_same_outputs_and_gradients():
     torch.testing.assert_close(results[0][1], results[1][1])
 
 
-def test_grad_checkpointing_on_a_resnet_tower_is_refused():
-    with pytest.raises(ValueError, match="ModifiedResNet image tower has no gradient checkpointing"):
-        build_model("RN-Tiny", "none", num_frames=T, grad_checkpointing=True)
+@pytest.mark.parametrize("tsm", [False, True])
+def test_grad_checkpointing_on_a_resnet_tower_keeps_outputs_gradients_and_batch_norm_statistics(tsm):
+    """Recomputed bottlenecks give the same outputs and gradients, and BatchNorm statistics move once per step."""
+    video = torch.randn(2, T, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    results = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = build_model("RN-Tiny", "none", num_frames=T, tsm=tsm, grad_checkpointing=checkpointing).train()
+        saved, conv = [], model.clip.visual.layer1[0].conv2
+        conv.forward = lambda x, forward=conv.forward: saved.append(1) or forward(x)  # counts its runs
+        out = model.encode_video(video)
+        out.square().sum().backward()
+        norm = model.clip.visual.layer2[0].bn1
+        results.append((out.detach(), model.clip.visual.layer3[0].conv2.weight.grad.clone(),
+                        norm.running_mean.clone(), norm.running_var.clone(), len(saved)))
+    for plain, checkpointed in zip(results[0][:4], results[1][:4]):
+        torch.testing.assert_close(plain, checkpointed)
+    assert (results[0][4], results[1][4]) == (1, 2)  # the checkpointed block really ran again in backward
+    assert "forward" not in build_model("RN-Tiny", "none", num_frames=T).clip.visual.__dict__

@@ -292,3 +292,23 @@ def test_a_silent_rank_is_named_and_the_run_ends(shards, tmp_path):
         run.wait()
     message = next(line for line in (tmp_path / "stderr").read_text().splitlines() if "stopped answering" in line)
     assert "error: rank 0 spent over 0.1 min in step" in message and f"rank 1 (pid {silent} on" in message, message
+
+
+@pytest.mark.parametrize("zero_stage", [2, 3])
+def test_zero_stages_2_and_3_train_and_export_the_weights_they_scored(shards, tmp_path, zero_stage):
+    """ZeRO partitions gradients (2) and parameters (3) across ranks; best.pt must still hold the whole model:
+    testing it scores exactly what validation scored at the end of training."""
+    exp_dir = tmp_path / f"zero{zero_stage}"
+    extra = {"solver.epochs": 1, "deepspeed.zero_stage": zero_stage}
+    result = launch("--config", "configs/demo.yaml", *settings(shards, exp_dir, **extra))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    tested = launch("test", "--config", "configs/demo.yaml", *settings(shards, exp_dir, **extra))
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    scored = json.loads((exp_dir / "results-test.json").read_text())
+    assert scored["top1"] == pytest.approx(records(exp_dir, "val")[-1]["top1"], abs=1e-6)
+    assert scored["top5"] == pytest.approx(records(exp_dir, "val")[-1]["top5"], abs=1e-6)
+    import torch
+
+    weights = torch.load(exp_dir / "checkpoints" / "best.pt", weights_only=True)["state_dict"]
+    assert all(value.numel() > 0 for value in weights.values())  # no ZeRO-3 partition placeholders
+    assert all(value.dtype == torch.float32 for value in weights.values() if value.is_floating_point())

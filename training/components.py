@@ -53,10 +53,10 @@ def labels_named(labels_csv: str | None, key: str, fallback: str) -> str:
 
 
 def require_shards(value: str | None, key: str) -> str:
-    """The shard path configured at `key`, which must exist."""
+    """The shard path configured at `key`, which must exist (a brace pattern's tars are checked when opened)."""
     if not value:
         raise ConfigError(f"'{key}' is not set: point it at a shard folder or manifest built by shard_tools")
-    if not Path(value).exists():
+    if not (Path(value).exists() or "{" in value):
         raise ConfigError(f"'{key}': {value} does not exist; build it with `shard_tools build-shards`")
     return value
 

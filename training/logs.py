@@ -97,9 +97,11 @@ class RunLog:
 
 
 def results_table(title: str, metrics: dict) -> Table:
+    """top-1, top-5, mean class accuracy (and mAP for a multi-label split) and the number of videos."""
+    columns = {"top-1": "top1", "top-5": "top5", "mean class acc": "mean_class_accuracy", "mAP": "mAP"}
+    shown = {name: key for name, key in columns.items() if key in metrics}
     table = Table(title=title)
-    for column in ("top-1", "top-5", "mean class acc", "videos"):
+    for column in (*shown, "videos"):
         table.add_column(column, justify="right")
-    table.add_row(f"{metrics['top1']:.2f}", f"{metrics['top5']:.2f}", f"{metrics['mean_class_accuracy']:.2f}",
-                  str(metrics["videos"]))
+    table.add_row(*(f"{metrics[key]:.2f}" for key in shown.values()), str(metrics["videos"]))
     return table

@@ -30,11 +30,9 @@ def label_set(config: RunConfig, shards: str, zero_shot: bool, trained_classes: 
 
 def run_test(config: RunConfig, dist: Dist, *, zero_shot: bool, checkpoint_path: str | None) -> dict:
     test = config.test
-    shards = test.shards or config.data.val_shards
-    if not shards:
+    if not (test.shards or config.data.val_shards):
         raise ConfigError("no shards to test on: set 'test.shards' (or 'data.val_shards')")
-    if not Path(shards).exists():
-        raise ConfigError(f"'test.shards': {shards} does not exist; build it with `shard_tools build-shards`")
+    shards = components.require_shards(test.shards or config.data.val_shards, "test.shards")
     if checkpoint_path is None and not zero_shot:
         checkpoint_path = str(Path(config.logging.exp_dir) / "checkpoints" / "best.pt")
     config, model, trained_classes = components.model_for_evaluation(config, checkpoint_path, dist.device)

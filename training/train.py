@@ -12,7 +12,7 @@ from pipelines.config import epoch_seed
 from training import checkpoint, components, watchdog
 from training.config import RunConfig
 from training.engine import Dist, build_engine, deepspeed_config
-from training.evaluate import evaluate
+from training.evaluate import SCORES, evaluate
 from training.logs import RunLog, console, progress_bar, require_monitors, results_table, write_experiment
 from training.metrics import Throughput
 
@@ -69,7 +69,7 @@ def train(config: RunConfig, dist: Dist, *, resume: str | None = None, max_steps
             is_last = epoch + 1 == solver.epochs
             if val_loader is not None and ((epoch + 1) % config.logging.eval_freq == 0 or is_last):
                 metrics = evaluate(engine.module, val_loader, prompts, progress)
-                log.record("val", state["step"], {k: metrics[k] for k in ("top1", "top5", "mean_class_accuracy")})
+                log.record("val", state["step"], {k: metrics[k] for k in SCORES if k in metrics})
                 if dist.is_main:
                     console.print(results_table(f"epoch {epoch + 1} val", metrics))
             state["epoch"] = epoch + 1
@@ -100,9 +100,9 @@ def train_epoch(engine, loader, prompts, epoch: int, config: RunConfig, dist: Di
         batch = next(batches)
         waited = time.perf_counter() - waiting
         watchdog.mark("forward/backward", state["step"] + 1)
-        labels = batch["label"].to(dist.device)
+        labels, label_sets = prompted_classes(batch, dist.device, templates)
         video_embedding, text_embedding, logit_scale = engine(batch["video"], prompts.sample(labels, templates))
-        loss = actionclip_loss(video_embedding, text_embedding, labels, logit_scale)
+        loss = actionclip_loss(video_embedding, text_embedding, labels, logit_scale, label_sets=label_sets)
         engine.backward(loss)
         engine.step()
         state["step"] += 1
@@ -116,6 +116,16 @@ def train_epoch(engine, loader, prompts, epoch: int, config: RunConfig, dist: Di
             progress.update(task, status=f"loss {values['loss']:.4f}  lr {values['lr']:.2e}  "
                                          f"{values['clips_per_s']:.1f} clips/s  wait {values['data_wait_pct']:.0f}%")
     return num_steps
+
+
+def prompted_classes(batch: dict, device: torch.device,
+                     generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(the class each clip's text prompts, the label sets or None). A multi-label clip prompts one of its
+    classes, drawn from `generator` (seeded like the data, so a resumed epoch draws the same)."""
+    if "label_set" not in batch:
+        return batch["label"].to(device), None
+    label_sets = batch["label_set"].to(device)
+    return torch.multinomial(label_sets.float(), 1, generator=generator).squeeze(1), label_sets
 
 
 def _global_mean(value: torch.Tensor) -> float:
@@ -175,7 +185,7 @@ def _save(engine, exp_dir: Path, config: RunConfig, classes: list[str], state: d
     checkpoint.save_epoch(engine, exp_dir, {**state, "config": config.as_dict()})
     weights = checkpoint.fp32_state_dict(engine)  # every rank: the fp32 master copy is partitioned
     if dist.is_main:
-        scores = {k: metrics[k] for k in ("top1", "top5", "mean_class_accuracy")} if metrics else {}
+        scores = {k: metrics[k] for k in SCORES if k in metrics} if metrics else {}
         folder = exp_dir / "checkpoints"
         saved = config.as_dict()
         checkpoint.export_consolidated(folder / "last.pt", weights, saved, classes, state["epoch"], scores)
