@@ -4,6 +4,8 @@
     python launch.py --config configs/demo.yaml                          # one process, no launcher needed
     python launch.py test --config X.yaml --checkpoint runs/x/checkpoints/best.pt --set test.num_clips=4
     python launch.py zero-shot --config configs/ucf101/zero_shot_from_k400.yaml
+    python launch.py zero-shot --config configs/ucf101/zero_shot_splits.yaml      # test.shards: splits 1-3, class draws
+    python launch.py base-to-novel --config configs/ucf101/base_to_novel.yaml
     python launch.py predict --checkpoint best.pt --labels labels.csv video.mp4 ...
     python launch.py predict --checkpoint best.pt --classes "juggling,archery" --views 3x3 video.mp4
     python launch.py convert-config original_actionclip.yaml -o configs/mine.yaml
@@ -15,14 +17,16 @@ import argparse
 import json
 import sys
 
-MODES = ("train", "test", "zero-shot", "predict", "convert-config", "export")
+EVALUATION_MODES = ("test", "zero-shot", "base-to-novel")
+MODES = ("train", *EVALUATION_MODES, "predict", "convert-config", "export")
 
 
 def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Train and evaluate ActionCLIP with DALI data loading and DeepSpeed.",
         epilog="modes: train (default) | test (single/multi-view: test.num_clips x test.num_crops) | "
-               "zero-shot (evaluate on another label set: test.shards + test.labels) | "
+               "zero-shot (evaluate on another label set: test.shards, one or a list, + test.labels; "
+               "test.class_draws) | base-to-novel (base classes vs novel classes: data.base_classes) | "
                "predict (top-5 labels for video files: --classes, --views CLIPSxCROPS) | "
                "convert-config (an original ActionCLIP YAML -> this trainer's run config, -o OUT) | "
                "export (a checkpoint as --format original (ActionCLIP) or open_clip (towers + model JSON) OUT)")
@@ -71,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     from training.engine import init_distributed
 
     try:
-        if args.mode in ("train", "test", "zero-shot") and not args.config:
+        if args.mode in ("train", *EVALUATION_MODES) and not args.config:
             raise ConfigError(f"{args.mode} needs --config X.yaml")
         if args.mode == "predict" and not (args.checkpoint and args.paths):
             raise ConfigError("predict needs --checkpoint C and at least one video file")
@@ -104,11 +108,10 @@ def main(argv: list[str] | None = None) -> int:
                 console.print(f"[bold]done[/]: {json.dumps(rounded(summary))}")
                 console.print(f"experiment folder: {summary['exp_dir']}  (config.yaml, metrics.jsonl, "
                               f"tensorboard/, csv/, checkpoints/best.pt, checkpoints/last.pt)")
-        elif args.mode in ("test", "zero-shot"):
+        elif args.mode in EVALUATION_MODES:
             from training.test import run_test
 
-            run_test(config, dist, zero_shot=args.mode == "zero-shot",
-                     checkpoint_path=args.checkpoint or config.test.checkpoint)
+            run_test(config, dist, mode=args.mode, checkpoint_path=args.checkpoint or config.test.checkpoint)
         else:
             from training.predict import predict
 

@@ -8,6 +8,8 @@ import torch.distributed as dist
 import torch.distributed.nn.functional as dist_fn
 import torch.nn.functional as F
 
+from actionclip.mixing import Mix
+
 # Targets are softmax(TARGET_SHARPNESS * G) over a row, G[i, j] = 1 when video i matches text j: text j
 # prompts a class of sample j, and it matches video i when that class is video i's label (or in its label set).
 TARGET_SHARPNESS = 10.0
@@ -46,6 +48,8 @@ def actionclip_loss(
     logit_scale: torch.Tensor,
     gather: Optional[bool] = None,
     label_sets: Optional[torch.Tensor] = None,
+    mix: Optional[Mix] = None,
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """KL(softmax(10 G) || log_softmax(scale * cos(video, text))), both directions averaged.
 
@@ -56,6 +60,16 @@ def actionclip_loss(
     matches every text that names one of its classes, so video->text rows spread over them and a text's
     row over every video holding its class; with one label per video this is the single-label G. Per direction the loss is the original
     `KLDivLoss(mean) * batch`, i.e. the sum of row KLs over the batch size.
+
+    Targets: T_v[i] = softmax(10 G[i, :]) (video i over the texts) and T_t[i] = softmax(10 G[:, i]) (text i
+    over the videos). With `mix` (actionclip.mixing: video i is λ_i parts of sample i and 1 - λ_i of sample
+    p_i = mix.partner[i], λ = mix.weight) each mixed video takes the λ-mix of its two samples' shares, in both
+    directions:
+        video -> text: T_v'[i, j] = λ_i T_v[i, j] + (1 - λ_i) T_v[p_i, j]  (a mix of two distributions);
+        text -> video: T_t'[i, j] ∝ λ_j T_t[i, j] + (1 - λ_j) T_t[i, p_j], renormalised over j (a sample can be
+        the partner of one video and be itself in another, so the shares of a row need not sum to 1).
+    λ = 1 everywhere gives the unmixed targets (up to rounding). Then `label_smoothing` ε makes every target row
+    (1 - ε) t + ε / N over its N = global batch entries.
 
     With `gather` (default: whenever torch.distributed runs with more than one rank) the embeddings of all
     ranks are gathered with gradient and this rank's rows are scored against the global batch. The returned
@@ -78,10 +92,25 @@ def actionclip_loss(
     else:
         video_matches = label_sets[:, all_labels]  # video i (this rank) vs text j (all ranks)
         text_matches = all_sets[:, labels].t()  # text i (this rank) vs video j (all ranks)
-    video_to_text = _kl_rows(logit_scale * video @ all_text.t(), _targets(video_matches, video.dtype))
-    text_to_video = _kl_rows(logit_scale * text @ all_video.t(), _targets(text_matches, video.dtype))
+    video_targets, text_targets = _targets(video_matches, video.dtype), _targets(text_matches, video.dtype)
+    if mix is not None:
+        weight, partner = mix.weight.to(video.device, video.dtype), mix.partner.to(video.device)
+        all_weight, all_partner = weight, partner
+        if gather:  # partners are rows of the same rank's batch: as global rows
+            all_weight, all_partner = _gather(weight), _gather(partner + dist.get_rank() * video.shape[0])
+        video_targets = weight[:, None] * video_targets + (1 - weight[:, None]) * video_targets[partner]
+        text_targets = all_weight[None, :] * text_targets + (1 - all_weight[None, :]) * text_targets[:, all_partner]
+        text_targets = text_targets / text_targets.sum(dim=1, keepdim=True)
+    if label_smoothing:
+        video_targets, text_targets = (_smoothed(targets, label_smoothing) for targets in (video_targets, text_targets))
+    video_to_text = _kl_rows(logit_scale * video @ all_text.t(), video_targets)
+    text_to_video = _kl_rows(logit_scale * text @ all_video.t(), text_targets)
     return (video_to_text + text_to_video) / (2 * video.shape[0])
 
 
 def _targets(matches: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return F.softmax(TARGET_SHARPNESS * matches.to(dtype), dim=1)
+
+
+def _smoothed(targets: torch.Tensor, epsilon: float) -> torch.Tensor:
+    return (1 - epsilon) * targets + epsilon / targets.shape[1]

@@ -11,6 +11,7 @@ from open_clip.transformer import QuickGELU
 from open_clip.utils import to_2tuple
 from torch import nn
 
+from actionclip.dropout import add_tower_dropout, check_rate
 from actionclip.fusion import ChannelShiftConv, build_fusion_head, check_sim_header
 from actionclip.original_ckpt import import_original_checkpoint
 from actionclip.params import freeze_towers
@@ -19,8 +20,11 @@ from actionclip.temporal import add_joint_space_time, add_temporal_shift, resnet
 from actionclip.weights import WeightsSource, create_clip, resolve_model_name, resolve_weights
 
 
-def check_options(num_frames: int, sim_header: str, tsm: bool, joint: bool, conv1d_layout: str = "transpose") -> None:
+def check_options(num_frames: int, sim_header: str, tsm: bool, joint: bool, conv1d_layout: str = "transpose",
+                  drop_path: float = 0.0, emb_dropout: float = 0.0) -> None:
     """Reject option combinations the model cannot build, before any weights are touched."""
+    check_rate("drop_path", drop_path)
+    check_rate("emb_dropout", emb_dropout)
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
     check_sim_header(sim_header, conv1d_layout)
@@ -50,9 +54,11 @@ class ActionCLIP(nn.Module):
         joint: bool = False,
         shift_div: int = 8,
         conv1d_layout: str = "transpose",
+        drop_path: float = 0.0,
+        emb_dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        check_options(num_frames, sim_header, tsm, joint, conv1d_layout)
+        check_options(num_frames, sim_header, tsm, joint, conv1d_layout, drop_path, emb_dropout)
         # A one-element logit scale instead of open_clip's 0-dim one: distributed wrappers that view every
         # parameter as bytes to broadcast it (DeepSpeed's engine does) reject 0-dim tensors.
         clip.logit_scale = nn.Parameter(clip.logit_scale.detach().reshape(1))
@@ -66,6 +72,7 @@ class ActionCLIP(nn.Module):
             add_temporal_shift(clip.visual, num_frames, shift_div)
         if joint:
             add_joint_space_time(clip.visual, num_frames)
+        add_tower_dropout(clip, drop_path, emb_dropout, frames_per_clip=1 if joint else num_frames)
         # The original sizes its Transf head from OpenAI CLIP's text transformer; other text towers have no such width.
         text_width = clip.transformer.width if isinstance(clip, open_clip.CLIP) else None
         self.fusion = build_fusion_head(sim_header, embed_dim, num_frames, text_width, conv1d_layout)
@@ -148,6 +155,8 @@ def build_model(
     shift_div: int = 8,
     zero_init_residual: bool = True,
     conv1d_layout: str = "transpose",
+    drop_path: float = 0.0,
+    emb_dropout: float = 0.0,
     cache_dir: Optional[str] = None,
 ) -> ActionCLIP:
     """Build an ActionCLIP model from config values.
@@ -167,8 +176,10 @@ def build_model(
         scratch with AdamW, the closed branches barely open and the tower learns like a plain conv stack.
         Only for random init (pretrained 'none').
     conv1d_layout: 'transpose' (default) or 'original', the Conv_1D head's input layout (see ChannelShiftConv).
+    drop_path, emb_dropout: stochastic depth (rising linearly over each tower's blocks to this rate) and dropout
+        on the token embeddings, in both towers, training mode only (actionclip.dropout; 0: off).
     """
-    check_options(num_frames, sim_header, tsm, joint, conv1d_layout)
+    check_options(num_frames, sim_header, tsm, joint, conv1d_layout, drop_path, emb_dropout)
     name = resolve_model_name(model_name)
     source = resolve_weights(name, pretrained, cache_dir)
     clip = create_clip(name, source, quick_gelu)
@@ -176,7 +187,7 @@ def build_model(
         open_residual_branches(clip.visual, source)
     embed_dim = open_clip.get_model_config(name)["embed_dim"]
     model = ActionCLIP(clip, embed_dim, num_frames, sim_header, tsm=tsm, joint=joint, shift_div=shift_div,
-                       conv1d_layout=conv1d_layout)
+                       conv1d_layout=conv1d_layout, drop_path=drop_path, emb_dropout=emb_dropout)
     if source.kind == "actionclip":
         import_original_checkpoint(model, source.state, source=source.path)
     freeze_towers(model, fix_text=fix_text, fix_img=fix_img)

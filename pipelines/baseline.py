@@ -68,7 +68,7 @@ class RankStream(IterableDataset):
         batch_size = self.plan.batch_size
         reading_order = {key: position for position, key in enumerate(self.shards.keys)}
         videos, labels, positions = [], [], []
-        for slot, sample in enumerate(self._samples()):
+        for slot, sample in enumerate(self._samples(reading_order)):
             if (slot // batch_size) % num_workers != worker_id:
                 continue
             video, label = self._clip(sample, slot)
@@ -79,14 +79,16 @@ class RankStream(IterableDataset):
                 yield torch.stack(videos), torch.tensor(labels, dtype=torch.int64), torch.tensor(positions)
                 videos, labels, positions = [], [], []
 
-    def _samples(self) -> Iterator[dict]:
-        """The rank's raw samples in loader order, cut (train) or padded (val/test) to whole batches."""
+    def _samples(self, reading_order: dict[str, int]) -> Iterator[dict]:
+        """The rank's raw samples in loader order, cut (train) or padded (val/test) to whole batches. The tars are
+        read through; samples outside the shard set (a `ShardSet.subset`) are skipped by key."""
         begin, end = self.plan.sample_range
         numbers = self.shards.tars_overlapping(begin, end)
         first = self.shards.first_position(numbers[0])
         dataset = wds.WebDataset([self.shards.tars[n] for n in numbers], shardshuffle=False, nodesplitter=None,
                                  workersplitter=None, empty_check=False)
-        samples = itertools.islice(dataset, begin - first, end - first)
+        members = (sample for sample in dataset if sample["__key__"] in reading_order)
+        samples = itertools.islice(members, begin - first, end - first)
         wanted = self.plan.num_batches * self.plan.batch_size
         if self.spec.train:
             samples = wds.filters.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer, seed=self.seed)(samples)
@@ -95,7 +97,8 @@ class RankStream(IterableDataset):
 
     def _clip(self, sample: dict, position: int) -> tuple[torch.Tensor, int]:
         spec = self.spec
-        label, video_frames = (int(v) for v in np.frombuffer(sample["info"], dtype="<i4")[:2])
+        stored, video_frames = (int(v) for v in np.frombuffer(sample["info"], dtype="<i4")[:2])
+        label = self.shards.class_id(stored)
         rng = np.random.default_rng([self.seed, position])
         indices = sample_frame_indices(video_frames, spec.num_frames, train=spec.train, rng=rng,
                                        num_clips=spec.num_clips, frame_interval=spec.frame_interval)

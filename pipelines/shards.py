@@ -19,7 +19,7 @@ from braceexpand import UnbalancedBracesError, braceexpand
 
 from pipelines.errors import ShardError
 from pipelines.shard_format import (
-    LABELS_COMPONENT, LOADER_COMPONENTS, MULTI_LABEL_KEY, FormatError, decode_labels, read_index,
+    LABELS_COMPONENT, LOADER_COMPONENTS, MULTI_LABEL_KEY, FormatError, decode_info, decode_labels, read_index,
 )
 
 INDEX_HINT = (
@@ -47,6 +47,8 @@ class ShardSet:
     members: np.ndarray = field(compare=False, repr=False)  # int64 (num_samples, 4)
     # Multi-label splits (manifest MULTI_LABEL_KEY): bool (num_samples, num_classes), row = a sample's label set.
     label_sets: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # Set by `of_classes`: stored class id (the .info label) -> the id in `classes` the loaders yield, -1 for none.
+    class_map: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def num_samples(self) -> int:
@@ -69,6 +71,62 @@ class ShardSet:
     def _tar_ends(self) -> tuple[int, ...]:
         """Reading-order position after each tar's last sample (the source looks a tar up per sample)."""
         return tuple(itertools.accumulate(self.samples_per_tar))
+
+    def class_id(self, stored: int) -> int:
+        """The label the loaders yield for a sample whose .info holds class `stored`."""
+        return stored if self.class_map is None else int(self.class_map[stored])
+
+    @functools.cached_property
+    def labels(self) -> np.ndarray:
+        """Every sample's class id as the loaders yield it (int64, reading order), read from the .info members by
+        offset. Read on first use only: the loaders take each sample's label with its clip."""
+        labels = np.empty(self.num_samples, dtype=np.int64)
+        for number, tar in enumerate(self.tars):
+            first = self.first_position(number)
+            with open(tar, "rb") as handle:
+                for position in range(first, first + self.samples_per_tar[number]):
+                    offset, size = (int(value) for value in self.members[position, 2:])
+                    try:
+                        stored = decode_info(os.pread(handle.fileno(), size, offset))["label"]
+                    except FormatError as error:
+                        raise ShardError(f"{tar}: sample {self.keys[position]!r}: {error}; {VERIFY_HINT}") from error
+                    labels[position] = self.class_id(stored)
+        return labels
+
+    def subset(self, positions: Sequence[int]) -> ShardSet:
+        """The samples at reading-order `positions`, each once and in reading order (renumbered 0..n-1), with
+        their members, label sets and the class map; tars left without a sample are dropped. Both loaders read
+        a subset like a whole split (the baseline skips the other samples of its tars by key)."""
+        positions = np.unique(np.asarray(positions, dtype=np.int64))
+        if positions.size == 0:
+            raise ValueError("a subset needs at least one sample")
+        if positions[0] < 0 or positions[-1] >= self.num_samples:
+            raise IndexError(f"subset positions must be in [0, {self.num_samples})")
+        tar_numbers, counts = np.unique(np.searchsorted(self._tar_ends, positions, side="right"), return_counts=True)
+        return replace(self, tars=tuple(self.tars[n] for n in tar_numbers),
+                       indexes=tuple(self.indexes[n] for n in tar_numbers),
+                       keys=tuple(self.keys[p] for p in positions), samples_per_tar=tuple(map(int, counts)),
+                       members=self.members[positions],
+                       label_sets=None if self.label_sets is None else self.label_sets[positions])
+
+    def of_classes(self, class_ids: Sequence[int]) -> ShardSet:
+        """Only the samples of the classes `class_ids` (ids in `classes`), relabelled by their place in that list:
+        class `class_ids[i]` becomes class i, named `classes[class_ids[i]]`. Single-label splits only (a label set
+        could hold classes of both sides)."""
+        if self.label_sets is not None:
+            raise ValueError("a class subset of a multi-label split is not defined: its videos hold several classes")
+        ids = [int(class_id) for class_id in class_ids]
+        known = self.num_classes if self.num_classes is not None else int(self.labels.max()) + 1
+        if not ids or len(set(ids)) != len(ids) or min(ids) < 0 or max(ids) >= known:
+            raise ValueError(f"class ids must be distinct ids in [0, {known}), got {ids}")
+        renumber = np.full(known + 1, -1, dtype=np.int64)  # the last slot maps -1 (a class already left out) to -1
+        renumber[ids] = np.arange(len(ids))
+        kept = np.flatnonzero(renumber[self.labels] >= 0)
+        if kept.size == 0:
+            raise ValueError(f"no sample of the classes {ids}")
+        stored_classes = self.class_map if self.class_map is not None else np.arange(known)
+        return replace(self.subset(kept), class_map=renumber[stored_classes],
+                       classes=None if self.classes is None else tuple(self.classes[i] for i in ids))
 
     def tars_overlapping(self, begin: int, end: int) -> list[int]:
         """Numbers of the tars holding any sample in positions [begin, end)."""

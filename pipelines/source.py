@@ -57,7 +57,7 @@ class ClipSource:
                 np.array([selected.decoded_frames, selected.sparse], dtype=np.int32))
 
     def read(self, position: int) -> tuple[bytes, int, int]:
-        """(.mp4 bytes, label, video_frames) of the sample at reading-order `position`."""
+        """(.mp4 bytes, label (its id in the shard set's classes), video_frames) of the sample at `position`."""
         tar_number = self.shards.tar_number(position)
         if tar_number not in self._files:
             self._files[tar_number] = os.open(self.shards.tars[tar_number], os.O_RDONLY)
@@ -67,7 +67,7 @@ class ClipSource:
         info = np.frombuffer(os.pread(descriptor, info_size, info_offset), dtype="<i4")
         if len(video) != video_size or info.size < 2:
             raise CorruptSampleError(self.describe(position, "the tar is shorter than its index says (truncated?)"))
-        return video, int(info[0]), int(info[1])
+        return video, self.shards.class_id(int(info[0])), int(info[1])
 
     def describe(self, position: int, problem: str) -> str:
         tar = self.shards.tars[self.shards.tar_number(position)]

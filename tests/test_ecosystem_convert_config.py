@@ -196,9 +196,11 @@ def test_settings_without_an_equivalent_are_named_with_the_reason(tmp_path):
     original, conversion = converted(UCF101_FT, tmp_path, "ucf_ft.yaml")
     outcomes = {row.key: row.outcome for row in conversion.rows}
     assert {key for key, outcome in outcomes.items() if outcome.status == DIFFERS} == {
-        "network.drop_out", "solver.type", "solver.optim", "solver.momentum", "solver.lr_decay_step",
+        "solver.type", "solver.optim", "solver.momentum", "solver.lr_decay_step",
         "solver.lr_decay_factor", "solver.dataset_ratio"}
-    assert "issue #15" in outcomes["network.drop_out"].note and outcomes["network.emb_dropout"].status == NO_EFFECT
+    assert outcomes["network.drop_out"].sets == {"network.drop_path": 0.1}
+    assert outcomes["network.emb_dropout"].sets == {"network.emb_dropout": 0.0}
+    assert conversion.tree["network"]["drop_path"] == 0.1
     assert "cosine only" in outcomes["solver.lr_decay_step"].note
     assert "not a key of the original" in outcomes["solver.dataset_ratio"].note
     assert outcomes["data.batch_size"].sets == {"data.batch_size": 30}  # 30 does not split over 4 GPUs: as given

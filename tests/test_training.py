@@ -61,7 +61,7 @@ def test_zero_shot_uses_the_held_out_label_set(trained, shards):
         "test.shards": shards["zeroshot"], "test.labels": shards["zeroshot_labels"]}),
         "--checkpoint", trained / "checkpoints" / "best.pt")
     assert result.returncode == 0, result.stderr[-3000:]
-    results = json.loads((trained / "results-zero-shot.json").read_text())
+    results = json.loads((trained / "results-zero-shot.json").read_text())["evaluations"][0]
     names = [line.split(",", 1)[1] for line in shards["zeroshot_labels"].read_text().splitlines()[1:]]
     assert results["classes"] == names and results["videos"] == len(names)
     trained_on = [line.split(",", 1)[1] for line in shards["labels"].read_text().splitlines()[1:]]
@@ -312,3 +312,35 @@ def test_zero_stages_2_and_3_train_and_export_the_weights_they_scored(shards, tm
     weights = torch.load(exp_dir / "checkpoints" / "best.pt", weights_only=True)["state_dict"]
     assert all(value.numel() > 0 for value in weights.values())  # no ZeRO-3 partition placeholders
     assert all(value.dtype == torch.float32 for value in weights.values() if value.is_floating_point())
+
+
+def test_two_nodes_rehearsed_on_one_machine_train_and_consolidate(shards, tmp_path):
+    """The DeepSpeed launcher's multi-node mode without ssh (`--no_ssh --node_rank N`), one process per
+    "node": the two ranks split the data, ZeRO-2 partitions the optimiser, rank 0 writes best.pt whole."""
+    exp_dir = tmp_path / "nodes"
+    hostfile = tmp_path / "hostfile"
+    hostfile.write_text("node-a slots=1\nnode-b slots=1\n")
+    extra = {"solver.epochs": 1, "deepspeed.zero_stage": 2}
+    runs = []
+    for node in (0, 1):
+        command = [str(Path(sys.executable).parent / "deepspeed"), "--hostfile", str(hostfile), "--no_ssh",
+                   "--num_nodes", "2", "--node_rank", str(node), "--master_addr", "127.0.0.1", "--master_port",
+                   "29735", "--num_gpus", "1", "launch.py", "--config", "configs/demo.yaml",
+                   *settings(shards, exp_dir, **extra)]
+        runs.append(subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     start_new_session=True, env={**os.environ, "DS_ACCELERATOR": "cpu"}))
+    try:
+        outputs = [run.communicate(timeout=300)[0] for run in runs]
+    finally:
+        for run in runs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(run.pid, signal.SIGKILL)
+    assert [run.returncode for run in runs] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    ranges = records(exp_dir, "data")[0]["rank_sample_ranges"]
+    assert ranges == [[0, 30], [30, 60]]
+    tag = (exp_dir / "checkpoints" / "deepspeed" / "latest").read_text().strip()
+    assert len(list((exp_dir / "checkpoints" / "deepspeed" / tag).glob("*optim_states.pt"))) == 2
+    tested = launch("test", "--config", "configs/demo.yaml", *settings(shards, exp_dir, **extra))
+    assert tested.returncode == 0, tested.stderr[-2000:]
+    scored = json.loads((exp_dir / "results-test.json").read_text())
+    assert scored["top1"] == pytest.approx(records(exp_dir, "val")[-1]["top1"], abs=1e-6)

@@ -32,21 +32,25 @@ def save_epoch(engine, exp_dir: Path, client_state: dict) -> None:
     engine.save_checkpoint(str(deepspeed_dir(exp_dir)), tag=tag, client_state=client_state)
 
 
-def fp32_state_dict(engine) -> dict[str, torch.Tensor]:
-    """Full-precision weights of the live engine: ZeRO's fp32 master copy of each parameter where it keeps
-    one, else the module's own values (frozen parameters, buffers), on the CPU.
+def fp32_weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Full-precision state dict of an engine's module, on its device: ZeRO's fp32 master copy of each
+    parameter where it keeps one, else the module's own values (frozen parameters, buffers) as float32.
 
     A collective with ZeRO (the master copy is partitioned over the ranks): every rank calls it.
     """
     from deepspeed.utils import safe_get_full_fp32_param
 
-    weights = {name: value.detach().float().cpu() if value.is_floating_point() else value.detach().cpu()
-               for name, value in engine.module.state_dict().items()}
-    for name, parameter in engine.module.named_parameters():
-        master = safe_get_full_fp32_param(parameter)
-        if master is not None:
-            weights[name] = master.detach().float().cpu()
+    weights = {}
+    for name, value in module.state_dict(keep_vars=True).items():
+        master = safe_get_full_fp32_param(value) if isinstance(value, torch.nn.Parameter) else None
+        value = (value if master is None else master).detach()
+        weights[name] = value.float() if value.is_floating_point() else value
     return weights
+
+
+def fp32_state_dict(engine) -> dict[str, torch.Tensor]:
+    """`fp32_weights` of the live engine on the CPU (what last.pt / best.pt hold); every rank calls it."""
+    return {name: value.cpu() for name, value in fp32_weights(engine.module).items()}
 
 
 def deepspeed_file_globals() -> list:

@@ -61,6 +61,18 @@ def require_shards(value: str | None, key: str) -> str:
     return value
 
 
+def checked_shards(value: str | None, key: str, classes: Sequence[str], named: str, fix: str) -> ShardSet:
+    """The shard set configured at `key`, opened, its manifest's classes checked against `classes`."""
+    shards = open_shards(require_shards(value, key))
+    check_label_set(classes, named, shards, fix)
+    return shards
+
+
+def shards_name(shards: ShardSet) -> str:
+    """How messages name a shard set: its manifest, else its first tar."""
+    return shards.manifest_path or shards.tars[0]
+
+
 def model_from_config(config: RunConfig, weights: checkpoint.Checkpoint | None = None) -> ActionCLIP:
     """The configured model with `weights` (a checkpoint already opened), else network.pretrained: an open_clip
     tag, a weights file, or this trainer's own best.pt / last.pt (e.g. to fine-tune a K400 model on UCF101)."""
@@ -79,7 +91,8 @@ def model_from_config(config: RunConfig, weights: checkpoint.Checkpoint | None =
             network.arch, pretrained="none" if own else source, num_frames=config.data.num_frames,
             sim_header=network.sim_header, tsm=network.tsm, joint=network.joint,
             grad_checkpointing=network.grad_checkpointing, fix_text=network.fix_text, fix_img=network.fix_img,
-            quick_gelu=quick_gelu, zero_init_residual=network.zero_init_residual, conv1d_layout=conv1d_layout)
+            quick_gelu=quick_gelu, zero_init_residual=network.zero_init_residual, conv1d_layout=conv1d_layout,
+            drop_path=network.drop_path, emb_dropout=network.emb_dropout)
     except ValueError as error:  # a weights file or option the model refuses: the message says which and why
         raise ConfigError(f"network: {error}") from error
     if own:
@@ -116,8 +129,9 @@ def checkpoint_network(config: RunConfig, opened: checkpoint.Checkpoint) -> RunC
     saved = opened.config
     network = saved_network(opened)
     data = {key: saved["data"][key] for key in ("num_segments", "input_size")}
-    # Built with a random init that the checkpoint's weights then replace, so the init option is moot.
-    network.update(pretrained="none", zero_init_residual=True)
+    # Built with a random init that the checkpoint's weights then replace, so the init option is moot; drop path
+    # and embedding dropout act in training only, so an evaluation builds without them whatever the run config says.
+    network.update(pretrained="none", zero_init_residual=True, drop_path=0.0, emb_dropout=0.0)
     return updated(config, {"network": network, "data": data}, f"{opened.path} (its saved config)")
 
 
@@ -134,7 +148,7 @@ def prompt_table(config: RunConfig, classes: list[str], device: torch.device) ->
     return PromptTable(classes, tokenizer).to(device)
 
 
-def loader_from_config(config: RunConfig, model: ActionCLIP, dist: Dist, mode: str, shards: str, *, epoch: int = 0,
+def loader_from_config(config: RunConfig, model: ActionCLIP, dist: Dist, mode: str, shards: ShardSet, *, epoch: int = 0,
                        batch_size: int | None = None, num_clips: int = 1, num_crops: int = 1):
     """A DALI (or baseline) loader of the `data` section whose crop size and normalisation match the model's
     image tower, in the engine's precision."""
@@ -148,4 +162,4 @@ def loader_from_config(config: RunConfig, model: ActionCLIP, dist: Dist, mode: s
                             std=model.image_std, rank=dist.rank, world_size=dist.world_size, seed=config.seed,
                             epoch=epoch, dtype=config.deepspeed.precision, num_clips=num_clips, num_crops=num_crops)
     except ValueError as error:  # settings the shards cannot serve, e.g. a batch larger than a rank's share
-        raise ConfigError(f"{shards}: {error} ('{key}')") from error
+        raise ConfigError(f"{shards_name(shards)}: {error} ('{key}')") from error

@@ -29,6 +29,11 @@ class DataConfig(LoaderConfig):
     train_shards: Optional[str] = None  # shard folder or manifest built by shard_tools
     val_shards: Optional[str] = None
     labels: Optional[str] = None  # CSV `id,name`; default: the class names in the shard manifest
+    # Protocols (training.protocols), drawn with `seed`: K training videos per class (None: all) ...
+    shots: Optional[int] = Field(None, ge=1)
+    # ... and base-to-novel: train on these classes only ('half': a seeded half, a CSV with a `name` column, or a
+    # list of names); the others are the novel classes `launch.py base-to-novel` scores.
+    base_classes: Optional[str | list[str]] = None
 
 
 class NetworkConfig(Section):
@@ -43,6 +48,10 @@ class NetworkConfig(Section):
     fix_text: StrictBool = False
     fix_img: StrictBool = False
     grad_checkpointing: StrictBool = False
+    # Recipe options (issue #15), both towers, training mode only: stochastic depth rising linearly over the blocks
+    # to this rate (the original's drop_out), dropout on the token embeddings (its emb_dropout); 0: off.
+    drop_path: float = Field(0.0, ge=0, lt=1)
+    emb_dropout: float = Field(0.0, ge=0, lt=1)
 
 
 class SolverConfig(Section):
@@ -56,6 +65,13 @@ class SolverConfig(Section):
     eps: float = Field(1.0e-8, ge=0)
     clip_gradient: float = Field(20.0, ge=0)
     grad_accumulation_steps: int = Field(1, ge=1)
+    # Recipe options (issue #15), 0: off. Mixup / CutMix Beta(α, α) on whole clips (actionclip.mixing), each clip
+    # mixed with probability mix_prob; label smoothing of the KL targets; EMA decay of the weights (e.g. 0.9998).
+    mixup: float = Field(0.0, ge=0)
+    cutmix: float = Field(0.0, ge=0)
+    mix_prob: float = Field(1.0, ge=0, le=1)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    ema: float = Field(0.0, ge=0, lt=1)
 
     @field_validator("betas")
     @classmethod
@@ -84,12 +100,22 @@ class LoggingConfig(Section):
 
 
 class EvaluationConfig(Section):
-    shards: Optional[str] = None  # default: data.val_shards
+    shards: Optional[str | list[str]] = None  # default: data.val_shards; zero-shot: a list scores each (splits 1-3)
     labels: Optional[str] = None  # default: data.labels
     num_clips: int = Field(1, ge=1)
     num_crops: Literal[1, 3] = 1
     batch_size: Optional[int] = Field(None, ge=1)  # default: data.batch_size
     checkpoint: Optional[str] = None  # default: <exp_dir>/checkpoints/best.pt
+    # zero-shot: score each shard set this many times on a seeded `class_fraction` of its classes (None: all once)
+    class_draws: Optional[int] = Field(None, ge=1)
+    class_fraction: float = 0.5
+
+    @field_validator("class_fraction")
+    @classmethod
+    def _a_fraction(cls, fraction: float) -> float:
+        if not 0 < fraction <= 1:
+            raise ValueError("must be in (0, 1]")
+        return fraction
 
 
 class RunConfig(Section):
@@ -131,9 +157,11 @@ def _nearest(key: str) -> str:
 
 
 def _bounds(key: str) -> str:
-    low = high = None
-    for bound in KEYS[key].metadata if key in KEYS else ():  # annotated_types.Ge / Le constraints
-        low, high = getattr(bound, "ge", low), getattr(bound, "le", high)
+    low = high = below = None
+    for bound in KEYS[key].metadata if key in KEYS else ():  # annotated_types.Ge / Le / Lt constraints
+        low, high, below = getattr(bound, "ge", low), getattr(bound, "le", high), getattr(bound, "lt", below)
+    if below is not None:
+        return f"in [{low}, {below})"
     return f">= {low}" if high is None else f"<= {high}" if low is None else f"between {low} and {high}"
 
 
@@ -147,7 +175,7 @@ def _message(error: dict) -> str:
     kind, value = error["type"], error.get("input")
     if kind == "extra_forbidden":
         return f"unknown key '{key}'{_nearest(key)}"
-    if kind in ("greater_than_equal", "less_than_equal"):
+    if kind in ("greater_than_equal", "less_than_equal", "less_than"):
         return f"'{key}' must be {_bounds(key)}, got {value!r}"
     if kind == "literal_error":
         return f"'{key}' must be one of {error['ctx']['expected']}, got {value!r}"
@@ -159,12 +187,25 @@ def _message(error: dict) -> str:
     return f"'{key}': {error['msg'].lower()}, got {value!r}"
 
 
+def _union_message(errors: list[dict]) -> str | None:
+    """`'key' must be str or list[str], got ...` when the first error is about one of the types a key takes
+    (pydantic reports each member of a union under its own name, e.g. `test.shards.str`); else None."""
+    loc = errors[0]["loc"]
+    depth = next((depth for depth in range(len(loc) - 1, 0, -1) if ".".join(map(str, loc[:depth])) in KEYS), None)
+    if depth is None or not isinstance(loc[depth], str):
+        return None
+    members = dict.fromkeys(error["loc"][depth] for error in errors if error["loc"][:depth] == loc[:depth])
+    value = errors[0].get("input")
+    return f"'{'.'.join(map(str, loc[:depth]))}' must be {' or '.join(members)}, got {type(value).__name__} {value!r}"
+
+
 def validate(tree: dict, source: str) -> RunConfig:
     """`tree` (config-file keys) as a RunConfig; the first problem is a ConfigError that names `source`."""
     try:
         return RunConfig.model_validate(tree)
     except ValidationError as error:
-        raise ConfigError(f"{source}: {_message(error.errors()[0])}") from None
+        errors = error.errors()
+        raise ConfigError(f"{source}: {_union_message(errors) or _message(errors[0])}") from None
 
 
 def deep_merge(base: dict, updates: dict) -> dict:

@@ -21,7 +21,6 @@ from training.export import check_outputs
 from training.logs import console
 
 MAPPED, NO_EFFECT, TO_DO, DIFFERS = "mapped", "no effect", "to do", "differs"
-DROPOUT_NOT_YET = "not yet (issue #15): this trainer has no dropout in the towers"
 
 
 @dataclass(frozen=True)
@@ -155,10 +154,6 @@ def _init(value: Any, original: Original) -> Outcome:
     return Outcome(MAPPED, "random init", {"network.pretrained": "none"})
 
 
-def _dropout(value: Any, original: Original) -> Outcome:
-    return Outcome(NO_EFFECT, "0: no dropout, as here") if not value else Outcome(DIFFERS, DROPOUT_NOT_YET)
-
-
 def _run_type(value: Any, original: Original) -> Outcome:
     if not value:
         return Outcome(NO_EFFECT, "empty")
@@ -229,8 +224,10 @@ RULES: dict[str, Rule] = {
     "network.arch": _arch,
     "network.init": _init,
     "network.tsm": same("network.tsm"),
-    "network.drop_out": _dropout,
-    "network.emb_dropout": _dropout,
+    "network.drop_out": same("network.drop_path", "stochastic depth in both towers, rising over the blocks; here drawn "
+                             "per clip (timm), where the original's drops token positions of its (L, N, D) tensors "
+                             "and also sets the attention dropout"),
+    "network.emb_dropout": same("network.emb_dropout", "after both towers' positional embeddings, as the original"),
     "network.type": _run_type,
     "network.sim_header": _sim_header,
     "network.fix_text": same("network.fix_text"),

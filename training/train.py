@@ -4,13 +4,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as torch_dist
 
-from actionclip import actionclip_loss, is_distributed, param_groups
+from actionclip import actionclip_loss, draw_mix, is_distributed, mix_clips, param_groups
 from pipelines.config import epoch_seed
-from training import checkpoint, components, watchdog
+from training import checkpoint, components, protocols, watchdog
 from training.config import RunConfig
+from training.ema import WeightEma
 from training.engine import Dist, build_engine, deepspeed_config
 from training.evaluate import SCORES, evaluate
 from training.logs import RunLog, console, progress_bar, require_monitors, results_table, write_experiment
@@ -33,26 +35,26 @@ def train(config: RunConfig, dist: Dist, *, resume: str | None = None, max_steps
     torch.manual_seed(config.seed)
     train_shards = components.require_shards(config.data.train_shards, "data.train_shards")
     classes = components.class_names(config.data.labels, train_shards, "data.labels")
+    # Few-shot and base-to-novel runs read a subset; `classes` become the base classes the prompts name.
+    train_set, val_set, classes = protocols.training_sets(config, classes, dist.is_main)
     model = components.model_from_config(config)
     config = components.resolved_config(config, model)  # checkpoints record the activation the weights chose
-    train_loader = components.loader_from_config(config, model, dist, "train", train_shards)
-    val_loader = None
-    if config.data.val_shards:
-        val_loader = components.loader_from_config(config, model, dist, "val",
-                                                   components.require_shards(config.data.val_shards, "data.val_shards"))
-    fix = "'data.labels' must be the class list the shards were built with, in the same order"
-    named = components.labels_named(config.data.labels, "data.labels", "the training shards' classes")
-    for loader in (train_loader, val_loader) if val_loader is not None else (train_loader,):
-        components.check_label_set(classes, named, loader.shards, fix)
+    train_loader = components.loader_from_config(config, model, dist, "train", train_set)
+    val_loader = None if val_set is None else components.loader_from_config(config, model, dist, "val", val_set)
     prompts = components.prompt_table(config, classes, dist.device)
     solver = config.solver
     groups = param_groups(model, solver.lr, solver.weight_decay, solver.ratio, solver.f_ratio)
+    ema = WeightEma(model, solver.ema, dist.device) if solver.ema else None  # copied before the engine takes it
     engine, scheduler = build_engine(model, groups, config, deepspeed_config(config, len(train_loader), exp_dir))
+    if ema is not None:
+        ema.start_from(engine.module)
     checkpoint.guard_checkpoint_reads(engine, trust_checkpoint)
 
     state = {"epoch": 0, "step": 0, "best_top1": None, "best_epoch": None}
+    if ema is not None:
+        state.update(best_ema_top1=None, best_ema_epoch=None)
     if resume:
-        state = _resume(engine, exp_dir, resume, state, dist)
+        state = _resume(engine, exp_dir, resume, state, dist, ema)
     log = RunLog(exp_dir, engine.monitor, dist.is_main)
     throughput = Throughput(dist.world_size)
     with watchdog.watching(exp_dir, dist.rank, dist.world_size, config.deepspeed.timeout_minutes), \
@@ -62,36 +64,57 @@ def train(config: RunConfig, dist: Dist, *, resume: str | None = None, max_steps
             if steps_left is not None and steps_left <= 0:
                 break
             steps = train_epoch(engine, train_loader, prompts, epoch, config, dist, log, progress, state, throughput,
-                                steps_left)
+                                steps_left, ema)
             if steps < len(train_loader):
                 break  # stopped by max_steps inside the epoch: nothing to evaluate or checkpoint
-            metrics = None
+            metrics = ema_metrics = None
             is_last = epoch + 1 == solver.epochs
             if val_loader is not None and ((epoch + 1) % config.logging.eval_freq == 0 or is_last):
-                metrics = evaluate(engine.module, val_loader, prompts, progress)
-                log.record("val", state["step"], {k: metrics[k] for k in SCORES if k in metrics})
-                if dist.is_main:
-                    console.print(results_table(f"epoch {epoch + 1} val", metrics))
+                metrics = _validate(engine.module, "val", val_loader, prompts, progress, log, state, epoch, dist)
+                if ema is not None:
+                    ema_metrics = _validate(ema.model, "val_ema", val_loader, prompts, progress, log, state, epoch,
+                                            dist)
             state["epoch"] = epoch + 1
-            _save(engine, exp_dir, config, classes, state, metrics, dist)
-    return {
+            _save(engine, exp_dir, config, classes, state, metrics, dist, ema, ema_metrics)
+    summary = {
         "epochs": state["epoch"], "steps": state["step"], "best_top1": state["best_top1"],
         "best_epoch": state["best_epoch"], **throughput.summary(), "exp_dir": str(exp_dir),
         "checkpoint": str(exp_dir / "checkpoints" / "best.pt"),
         "last_checkpoint": str(exp_dir / "checkpoints" / "last.pt"),
     }
+    if ema is not None:
+        summary.update(best_ema_top1=state["best_ema_top1"], best_ema_epoch=state["best_ema_epoch"],
+                       ema_checkpoint=str(exp_dir / "checkpoints" / "best_ema.pt"))
+    return summary
+
+
+def _validate(model, kind: str, loader, prompts, progress, log: RunLog, state: dict, epoch: int, dist: Dist) -> dict:
+    """Score `model` on the val split and log the scores as a `kind` row ("val", or "val_ema" for the EMA)."""
+    metrics = evaluate(model, loader, prompts, progress)
+    log.record(kind, state["step"], {k: metrics[k] for k in SCORES if k in metrics})
+    if dist.is_main:
+        console.print(results_table(f"epoch {epoch + 1} {kind}", metrics))
+    return metrics
 
 
 def train_epoch(engine, loader, prompts, epoch: int, config: RunConfig, dist: Dist, log: RunLog, progress, state: dict,
-                throughput: Throughput, max_steps: int | None) -> int:
-    """One epoch (or `max_steps` of it); returns the steps run. Logs every `print_freq` steps and at the end."""
+                throughput: Throughput, max_steps: int | None, ema: WeightEma | None = None) -> int:
+    """One epoch (or `max_steps` of it); returns the steps run. Logs every `print_freq` steps and at the end.
+    Mixes clips and targets when solver.mixup / cutmix are on; moves `ema` after every applied optimiser step."""
+    solver = config.solver
     loader.set_epoch(epoch)
     log.record("data", state["step"], {"epoch": epoch + 1, "rank_sample_ranges": _gather(loader.plan.sample_range)})
     # One random prompt template per clip, from a generator seeded like the data so a resumed epoch repeats.
     templates = torch.Generator(device=prompts.tokens.device).manual_seed(epoch_seed(config.seed, epoch, dist.rank))
+    # Drop path and dropout draw from torch's global generator: seeded like the data, so a resumed epoch repeats them.
+    torch.manual_seed(epoch_seed(config.seed, epoch, dist.rank))
+    # Mixup / CutMix draws: a stream of their own (the loader's is the epoch seed's root), seeded like the data too.
+    mixing = None
+    if solver.mixup or solver.cutmix:
+        mixing = np.random.default_rng(np.random.SeedSequence(epoch_seed(config.seed, epoch, dist.rank)).spawn(1)[0])
     engine.train()
     num_steps = len(loader) if max_steps is None else min(len(loader), max_steps)
-    task = progress.add_task(f"epoch {epoch + 1}/{config.solver.epochs}", total=num_steps, status="")
+    task = progress.add_task(f"epoch {epoch + 1}/{solver.epochs}", total=num_steps, status="")
     throughput.start_epoch()
     batches = iter(loader)
     for step_in_epoch in range(num_steps):
@@ -101,10 +124,18 @@ def train_epoch(engine, loader, prompts, epoch: int, config: RunConfig, dist: Di
         waited = time.perf_counter() - waiting
         watchdog.mark("forward/backward", state["step"] + 1)
         labels, label_sets = prompted_classes(batch, dist.device, templates)
-        video_embedding, text_embedding, logit_scale = engine(batch["video"], prompts.sample(labels, templates))
-        loss = actionclip_loss(video_embedding, text_embedding, labels, logit_scale, label_sets=label_sets)
+        video, mix = batch["video"], None
+        if mixing is not None:
+            mix = draw_mix(video.shape[0], tuple(video.shape[-2:]), mixing, solver.mixup, solver.cutmix,
+                           solver.mix_prob)
+            video = mix_clips(video, mix)
+        video_embedding, text_embedding, logit_scale = engine(video, prompts.sample(labels, templates))
+        loss = actionclip_loss(video_embedding, text_embedding, labels, logit_scale, label_sets=label_sets, mix=mix,
+                               label_smoothing=solver.label_smoothing)
         engine.backward(loss)
         engine.step()
+        if ema is not None and engine.was_step_applied():
+            ema.update(engine.module)
         state["step"] += 1
         throughput.step(labels.shape[0], waited)
         progress.advance(task)
@@ -146,9 +177,10 @@ def _gather(value) -> list:
     return values
 
 
-def _resume(engine, exp_dir: Path, resume: str, state: dict, dist: Dist) -> dict:
+def _resume(engine, exp_dir: Path, resume: str, state: dict, dist: Dist, ema: WeightEma | None = None) -> dict:
     """Load the checkpoint `resume` names; with `auto` (or a checkpoint folder) the newest intact epoch tag,
-    saying which damaged or missing ones it passed over."""
+    saying which damaged or missing ones it passed over. `ema` takes the checkpoint's EMA, or starts from its
+    weights when it was saved without one."""
     folder, tag = checkpoint.resume_tag(exp_dir, resume)
     folder = Path(folder)
     candidates = checkpoint.resume_candidates(folder) if tag is None else [tag]
@@ -172,22 +204,44 @@ def _resume(engine, exp_dir: Path, resume: str, state: dict, dist: Dist) -> dict
         raise components.ConfigError(f"--resume {resume}: DeepSpeed could not load {folder / candidate}")
     if dist.is_main:
         console.print(f"resumed from {loaded} at epoch {client_state['epoch']}, step {client_state['step']}")
-    return {key: client_state[key] for key in state}
+    if ema is not None and "ema" in client_state:
+        ema.load_state_dict(client_state["ema"])
+    elif ema is not None:
+        ema.start_from(engine.module)
+        if dist.is_main:
+            console.print(f"resume: {loaded} holds no EMA (saved without solver.ema); the EMA starts from its weights")
+    return {key: client_state.get(key, state[key]) for key in state}  # best_ema_* only in runs with EMA
 
 
 def _save(engine, exp_dir: Path, config: RunConfig, classes: list[str], state: dict, metrics: dict | None,
-          dist: Dist) -> None:
-    """DeepSpeed checkpoint for resuming; fp32 `last.pt`, and `best.pt` when val top-1 improved."""
-    improved = metrics is not None and (state["best_top1"] is None or metrics["top1"] > state["best_top1"])
-    if improved:
-        state["best_top1"], state["best_epoch"] = metrics["top1"], state["epoch"]
+          dist: Dist, ema: WeightEma | None = None, ema_metrics: dict | None = None) -> None:
+    """DeepSpeed checkpoint for resuming (with the EMA in its client state); fp32 `last.pt`, and `best.pt` when val
+    top-1 improved; with EMA the same for its weights as `last_ema.pt` / `best_ema.pt`, scored by its own val."""
+    scored = {"": metrics, **({"_ema": ema_metrics} if ema is not None else {})}  # file suffix -> val metrics
+    improved = {suffix: _improved(state, suffix, scores) for suffix, scores in scored.items()}
     watchdog.mark("saving a checkpoint", state["step"])
-    checkpoint.save_epoch(engine, exp_dir, {**state, "config": config.as_dict()})
-    weights = checkpoint.fp32_state_dict(engine)  # every rank: the fp32 master copy is partitioned
+    client_state = {**state, "config": config.as_dict(), **({"ema": ema.state_dict()} if ema is not None else {})}
+    checkpoint.save_epoch(engine, exp_dir, client_state)
+    weights = {"": checkpoint.fp32_state_dict(engine)}  # every rank: the fp32 master copy is partitioned
+    if ema is not None:
+        weights["_ema"] = client_state["ema"]["weights"]
     if dist.is_main:
-        scores = {k: metrics[k] for k in SCORES if k in metrics} if metrics else {}
         folder = exp_dir / "checkpoints"
         saved = config.as_dict()
-        checkpoint.export_consolidated(folder / "last.pt", weights, saved, classes, state["epoch"], scores)
-        if improved or (metrics is None and state["best_top1"] is None):
-            checkpoint.export_consolidated(folder / "best.pt", weights, saved, classes, state["epoch"], scores)
+        for suffix, metrics in scored.items():
+            scores = {k: metrics[k] for k in SCORES if k in metrics} if metrics else {}
+            checkpoint.export_consolidated(folder / f"last{suffix}.pt", weights[suffix], saved, classes,
+                                           state["epoch"], scores)
+            if improved[suffix] or (metrics is None and state[f"best{suffix}_top1"] is None):
+                checkpoint.export_consolidated(folder / f"best{suffix}.pt", weights[suffix], saved, classes,
+                                               state["epoch"], scores)
+
+
+def _improved(state: dict, suffix: str, metrics: dict | None) -> bool:
+    """Whether `metrics` beat the best val top-1 so far of the weights `suffix` names ("" or "_ema"); if so
+    they become it, with this epoch."""
+    best = state[f"best{suffix}_top1"]
+    improved = metrics is not None and (best is None or metrics["top1"] > best)
+    if improved:
+        state[f"best{suffix}_top1"], state[f"best{suffix}_epoch"] = metrics["top1"], state["epoch"]
+    return improved
