@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from actionclip import save_original_checkpoint
+from actionclip.temporal import TemporalShiftBlock
 from training import checkpoint, components
 from training.config import ConfigError, RunConfig, with_values
 
@@ -47,7 +48,8 @@ def test_an_original_checkpoint_is_read_once_and_imported(tmp_path, loads):
 
 def test_own_checkpoint_brings_its_network_and_is_read_once(tmp_path, loads):
     torch.manual_seed(1)
-    saved_config = tiny_config(**{"network.sim_header": "meanP", "data.num_segments": 6})
+    saved_config = tiny_config(**{"network.sim_header": "meanP", "data.num_segments": 6, "network.tsm": True,
+                                  "network.shift_div": 4})
     trained = components.model_from_config(saved_config)
     path = tmp_path / "best.pt"
     checkpoint.export_consolidated(path, trained.state_dict(), saved_config.as_dict(), ["a", "b"], 3, {})
@@ -55,11 +57,14 @@ def test_own_checkpoint_brings_its_network_and_is_read_once(tmp_path, loads):
     config, model, classes = components.model_for_evaluation(tiny_config(), str(path), torch.device("cpu"))
     assert loads == [str(path)] and classes == ["a", "b"]
     assert (config.network.sim_header, config.data.num_frames, model.sim_header) == ("meanP", 6, "meanP")
+    # Shift has no weights: the checkpoint's config alone says how many channels move.
+    shifts = [module.fold_div for module in model.modules() if isinstance(module, TemporalShiftBlock)]
+    assert config.network.shift_div == 4 and shifts and set(shifts) == {4}
     assert same_weights(trained, model)
     # As network.pretrained (fine-tuning from it) the same file is read once more, not peeked at first.
     loads.clear()
     tuned = components.model_from_config(tiny_config(**{"network.sim_header": "meanP", "data.num_segments": 6,
-                                                        "network.pretrained": str(path)}))
+                                                        "network.tsm": True, "network.pretrained": str(path)}))
     assert loads == [str(path)] and same_weights(trained, tuned)
 
 

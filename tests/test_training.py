@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from media import write_video
+from training.report_table import val_curve
 from training_fixtures import REPO, launch, records, settings, training_shards
 
 pytestmark = pytest.mark.slow
@@ -111,6 +112,11 @@ def test_killed_run_resumes_like_an_uninterrupted_one(trained, shards, tmp_path)
         assert entry["lr"] == pytest.approx(reference["lr"], rel=1e-6)
         assert entry["loss"] == pytest.approx(reference["loss"], rel=1e-3, abs=1e-4)
     assert records(exp_dir, "data")[-1]["rank_sample_ranges"] == records(trained, "data")[-1]["rank_sample_ranges"]
+    # The log keeps both processes' rows; the learning curve joins them: the killed run's epoch 1, the resumed 2.
+    starts = records(exp_dir, "start")
+    assert [(entry["epoch"], entry["resumed"]) for entry in starts] == [(1, False), (2, True)]
+    val = records(exp_dir, "val")
+    assert val_curve(exp_dir) == {1: val[0]["top1"], 2: val[-1]["top1"]} and val[-1]["epoch"] == 2
 
 
 class RunsCode:

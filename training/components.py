@@ -89,7 +89,7 @@ def model_from_config(config: RunConfig, weights: checkpoint.Checkpoint | None =
     try:
         model = build_model(
             network.arch, pretrained="none" if own else source, num_frames=config.data.num_frames,
-            sim_header=network.sim_header, tsm=network.tsm, joint=network.joint,
+            sim_header=network.sim_header, tsm=network.tsm, shift_div=network.shift_div, joint=network.joint,
             grad_checkpointing=network.grad_checkpointing, fix_text=network.fix_text, fix_img=network.fix_img,
             quick_gelu=quick_gelu, zero_init_residual=network.zero_init_residual, conv1d_layout=conv1d_layout,
             drop_path=network.drop_path, emb_dropout=network.emb_dropout)
@@ -114,7 +114,7 @@ def model_for_evaluation(config: RunConfig, checkpoint_path: str | None,
 
 
 # Settings a checkpoint carries that define its network; evaluation takes them from the checkpoint.
-NETWORK_KEYS = ("arch", "sim_header", "tsm", "joint", "quick_gelu", "conv1d_layout")
+NETWORK_KEYS = ("arch", "sim_header", "tsm", "shift_div", "joint", "quick_gelu", "conv1d_layout")
 
 
 def saved_network(opened: checkpoint.Checkpoint) -> dict:

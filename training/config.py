@@ -43,6 +43,9 @@ class NetworkConfig(Section):
     conv1d_layout: Literal[CONV1D_LAYOUTS] = "transpose"  # Conv_1D: 'original' as original checkpoints (they select it)
     quick_gelu: Optional[StrictBool] = None  # None: as the weights were trained (OpenAI: QuickGELU), else the arch's
     tsm: StrictBool = False
+    # With tsm: 1/shift_div of each shifted tensor's channels moves back a frame and 1/shift_div forward (TSM's 8;
+    # a narrow tower from scratch, as the demo's, moves too few channels at 8 to learn motion reliably).
+    shift_div: int = Field(8, ge=2)
     zero_init_residual: StrictBool = True  # RN towers from scratch: False starts the residual branches open
     joint: StrictBool = False
     fix_text: StrictBool = False

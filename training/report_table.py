@@ -1,11 +1,13 @@
 """The results of a set of runs as one Markdown table, laid out as the papers' tables.
 
     python -m training.report_table runs/a runs/b ... [--out table.md]
+    python -m training.report_table --curves runs/a runs/b ...     # val top-1 per epoch, a column per run
 
 Each run folder is read for its `results-test.json` (top-1, top-5, mAP), `results-base-to-novel.json`
 (base, novel, HM) and `results-zero-shot.json` (mean ± std of top-1 over its splits and class draws), and
 its `config.yaml` (written by training) for the training protocol. A row per run: its folder, arch, frames,
-protocol; a column per score that any run has.
+protocol; a column per score that any run has. With `--curves`, the learning curves instead: each run's
+`metrics.jsonl` validation rows, a row per epoch and a column per run, then each run's best.
 """
 from __future__ import annotations
 
@@ -99,13 +101,53 @@ def markdown_table(folders: list[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def val_curve(folder: Path) -> dict[int, float]:
+    """Val top-1 by epoch of the last run in the folder's metrics.jsonl, which keeps every run's rows: a fresh
+    start begins the curve anew, a resumed one continues it (an epoch logged again: its last row counts)."""
+    path = folder / "metrics.jsonl"
+    if not path.is_file():
+        raise ConfigError(f"{folder} holds no metrics.jsonl: train with logging.exp_dir={folder} first")
+    curve, undated = {}, None
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        try:
+            row = json.loads(line)
+        except ValueError as error:
+            raise ConfigError(f"{path} line {number} cannot be read ({error})") from error
+        if row.get("kind") == "start" and not row.get("resumed"):
+            curve, undated = {}, None
+        elif row.get("kind") == "val" and "epoch" not in row:
+            undated = undated or number
+        elif row.get("kind") == "val":
+            curve[row["epoch"]] = row["top1"]
+    if undated is not None:
+        raise ConfigError(f"{path} line {undated}: a val row without its epoch, written by an older version; "
+                          "train again to plot it")
+    if not curve:
+        raise ConfigError(f"{path} has no val rows: train with data.val_shards set")
+    return curve
+
+
+def curves_table(folders: list[Path]) -> str:
+    curves = [val_curve(folder) for folder in folders]
+    epochs = sorted(set().union(*curves))
+    lines = ["| epoch | " + " | ".join(str(folder) for folder in folders) + " |",
+             "| ---: |" + " ---: |" * len(folders)]
+    lines += [f"| {epoch} | " + " | ".join(f"{curve[epoch]:.1f}" if epoch in curve else MISSING for curve in curves)
+              + " |" for epoch in epochs]
+    lines.append("| best | " + " | ".join(f"{max(curve.values()):.1f}" for curve in curves) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.report_table", description=__doc__.split("\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="run folders (logging.exp_dir) holding results-*.json")
+    parser.add_argument("runs", nargs="+", type=Path,
+                        help="run folders (logging.exp_dir) holding results-*.json (metrics.jsonl with --curves)")
+    parser.add_argument("--curves", action="store_true",
+                        help="val top-1 per epoch (from metrics.jsonl), a column per run, instead of the results")
     parser.add_argument("--out", type=Path, help="also write the table to this Markdown file")
     args = parser.parse_args(argv)
     try:
-        table = markdown_table(args.runs)
+        table = (curves_table if args.curves else markdown_table)(args.runs)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
