@@ -112,12 +112,21 @@ def add_temporal_shift(visual: nn.Module, num_frames: int, fold_div: int = 8) ->
     """Add Shift to an open_clip image tower in place: every ViT residual block is wrapped in a
     `TemporalShiftBlock`, or every ModifiedResNet bottleneck's `conv1` in a `TemporalShiftConv`."""
     if isinstance(visual, ModifiedResNet):
-        for bottleneck in resnet_bottlenecks(visual):
+        bottlenecks = resnet_bottlenecks(visual)
+        _check_fold(min(block.conv1.in_channels for block in bottlenecks), fold_div)
+        for bottleneck in bottlenecks:
             bottleneck.conv1 = TemporalShiftConv(bottleneck.conv1, num_frames, fold_div)
         return
     vit = _require_vit(visual, "Shift (tsm)", towers="ViT or ModifiedResNet (RN50, ...) image tower")
+    _check_fold(vit.class_embedding.shape[-1], fold_div)
     vit.transformer.resblocks = nn.ModuleList(
         TemporalShiftBlock(block, num_frames, fold_div) for block in vit.transformer.resblocks)
+
+
+def _check_fold(channels: int, fold_div: int) -> None:
+    if fold_div < 2 or channels // fold_div == 0:
+        raise ValueError(f"shift_div {fold_div} shifts no channels of a tower whose narrowest shifted input has "
+                         f"{channels}; choose shift_div between 2 and {channels}")
 
 
 def add_joint_space_time(visual: nn.Module, num_frames: int) -> None:

@@ -106,6 +106,14 @@ def test_shift_on_a_resnet_tower_makes_mean_pooling_see_frame_order():
     assert order_effect[1] > 1e-6 + 100 * order_effect[0]
 
 
+@pytest.mark.parametrize("arch, channels", [("RN-Tiny", 16), ("ViT-Tiny-16", 128)])
+def test_a_shift_div_that_would_shift_no_channel_is_refused(arch, channels):
+    build_model(arch, "none", num_frames=T, tsm=True, shift_div=channels)  # one channel each way still shifts
+    with pytest.raises(ValueError, match=f"shift_div {channels + 1} shifts no channels .* has {channels}; "
+                                         f"choose shift_div between 2 and {channels}"):
+        build_model(arch, "none", num_frames=T, tsm=True, shift_div=channels + 1)
+
+
 def test_joint_needs_a_vit_tower():
     with pytest.raises(ValueError, match="needs an open_clip ViT image tower.*ModifiedResNet"):
         build_model("RN-Tiny", "none", num_frames=T, joint=True)
