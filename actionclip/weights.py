@@ -6,7 +6,6 @@ an unreachable hub with nothing cached fails within seconds instead of sitting t
 from __future__ import annotations
 
 import difflib
-import functools
 import json
 import os
 import re
@@ -130,18 +129,13 @@ def _register_hub_config(repo_id: str, cache_dir: Optional[str]) -> str:
     if missing:
         raise ValueError(f"model {HF_HUB_PREFIX}{repo_id}: the 'model_cfg' of {cached} lacks {missing}")
     name = repo_id.replace("/", "--")
-    path, text = _hub_config_folder() / f"{name}.json", json.dumps(model_config)
-    if not path.is_file() or path.read_text() != text:  # registered already by an earlier call otherwise
-        path.write_text(text)
+    # open_clip registers files, named by their stem; it reads them at once, so the file goes right after.
+    with tempfile.TemporaryDirectory(prefix="actionclip-hub-config-") as folder:
+        path = Path(folder) / f"{name}.json"
+        path.write_text(json.dumps(model_config))
         register_model_configs(path)
     _HUB_PREPROCESS[name] = dict(hub_config.get("preprocess_cfg", {}))
     return name
-
-
-@functools.cache
-def _hub_config_folder() -> Path:
-    """A folder of this process for the model configs taken from HF hub caches (open_clip registers files)."""
-    return Path(tempfile.mkdtemp(prefix="actionclip-hub-configs-"))
 
 
 def _hub_offline_env() -> bool:

@@ -1,6 +1,7 @@
-"""`python -m benchmarks {report,loader,step,e2e,codecs,lengths,build}`: measure, then write the report.
+"""`python -m benchmarks {report,loader,step,e2e,codecs,lengths,build,data}`: measure, then write the report.
 
-Every subcommand takes the same options; `report` runs all sections, the others one each. Sizes come
+Every subcommand takes the same options; `report` runs all sections, the others one each, and `data`
+only makes (or finds in the cache) the shards the loader, step and e2e sections read. Sizes come
 from `--preset` (auto: gpu when CUDA is available, else cpu), then `--config` (a training YAML), then
 the flags. A failing section is recorded in the report with its reason and makes the exit status 1.
 """
@@ -25,7 +26,8 @@ from benchmarks.data import BenchmarkError, default_shards, default_sources
 from benchmarks.machine import describe_machine, machine_slug
 from benchmarks.settings import PRESET_NAMES, SECTIONS, Settings, resolve, shown_path
 
-COMMANDS = ("report", *SECTIONS)
+COMMANDS = ("report", *SECTIONS, "data")
+SHARD_SECTIONS = ("loader", "step", "e2e")  # the sections that read the default shards
 console = Console(stderr=True)
 
 
@@ -42,7 +44,8 @@ def parser() -> argparse.ArgumentParser:
              "e2e": "the real training loop for N steps",
              "codecs": "codec x GOP x short side sweep: bytes, decode cost against the needed-GOPs limit and peers",
              "lengths": "video-length sweep: DALI loader cost per clip, sparse vs dense decoding",
-             "build": "shard_tools build throughput"}
+             "build": "shard_tools build throughput",
+             "data": "make the shards the loader, step and e2e sections read (or find them cached); print their folder"}
     for command in COMMANDS:
         add_options(commands.add_parser(command, help=helps[command], description=helps[command]))
     return root
@@ -61,7 +64,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--out-dir", type=Path, help="report folder (default: benchmarks/reports)")
     run.add_argument("--name", help="report file name (default: the machine kind, plus the section)")
     run.add_argument("--note", help="what changed since the previous run (shown in the history table)")
-    run.add_argument("--sections", nargs="+", choices=SECTIONS, help="report: run only these sections")
+    run.add_argument("--sections", nargs="+", choices=SECTIONS, help="report: run only these sections (default: all; with the gpu preset: loader step e2e)")
     run.add_argument("--seed", type=int)
     run.add_argument("--workers", type=int, help="processes that draw and encode the generated data")
     data = parser.add_argument_group("generated data (when --shards is not given)")
@@ -101,7 +104,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     skip = {"command", "preset", "config", "sections", "overrides"}
     flags = {key: tuple(value) if isinstance(value, list) else value
              for key, value in vars(args).items() if key not in skip}
-    sections = SECTIONS if args.command == "report" else (args.command,)
+    # report: the preset's sections (all but gpu's); data: none runs, but the shards they read are made.
+    sections = {"report": None, "data": SHARD_SECTIONS}.get(args.command, (args.command,))
     if args.sections:
         if args.command != "report":
             raise ValueError("--sections goes with the report command")
@@ -116,7 +120,7 @@ class Inputs:
         self.data: dict = {}
         self.shards: Path | None = None
         self.sources = None
-        if {"loader", "step", "e2e"} & set(settings.sections):
+        if set(SHARD_SECTIONS) & set(settings.sections):
             self.shards, self.data = default_shards(settings)
         if {"codecs", "build"} & set(settings.sections):
             self.sources, seconds = default_sources(settings)
@@ -171,6 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchmarkError as error:
         console.print(f"[red]benchmarks: {error}")
         return 1
+    if args.command == "data":
+        print(inputs.shards)
+        return 0
     runners = section_runners(inputs)
     sections = {name: run_section(name, runners[name], settings) for name in settings.sections}
     name = settings.name or machine_slug(machine) + ("" if args.command == "report" else f"-{args.command}")

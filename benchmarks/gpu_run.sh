@@ -6,24 +6,29 @@
 # registry access), in parts of under 60 MiB: wheels/part-01 ... part-NN and wheels/SHA256SUMS. Bring the
 # parts one transfer at a time into ./wheels, then run from the repository root:
 #      bash benchmarks/gpu_run.sh [install] [test] [bench]      (no argument: all three)
-# Each stage reports its result in $OUT/stages.txt and the next one still runs; the exit status is that
-# of the first failing stage.
+# Each stage runs under a time limit, reports its result in $OUT/stages.txt and the next one still runs
+# (a stage that hangs loses only its own time); the exit status is that of the first failing stage.
 #    WHEELS      wheel folder (default: ./wheels)
 #    SITE        where the wheels are installed, put on PYTHONPATH (default: /tmp/site)
 #    OUT         reports and logs (default: $OUT if set, else benchmarks/reports)
 #    TESTS       pytest targets of the test stage (default: the gpu-marked tests, then a CPU smoke)
 #    BENCH_ARGS  extra flags for `python -m benchmarks report` (e.g. "--e2e-steps 200 --batch-size 128")
 #    DATA_DIR    generated benchmark data (default: /tmp/bench-data)
-# The report runs ViT-B/32, 8 frames, bf16, random weights, the gpu preset (batch 64, 640 videos).
+#    SHARDS      shards the report reads (default: $WHEELS/bench-shards when `gpu_wheels.sh shards` made it,
+#                else the preset's synthetic set, generated under DATA_DIR)
+#    STAGE_SECONDS  time limit of each stage (default: 240)
+# The report runs ViT-B/32, 8 frames, bf16, random weights, the gpu preset (batch 64; loader, step, e2e).
 set -uo pipefail
 
-cd "$(dirname "$0")/.."
+SCRIPT=$(realpath "$0")
+cd "$(dirname "$SCRIPT")/.."
 PYTHON=${PYTHON:-python3}
 WHEELS=${WHEELS:-wheels}
 SITE=${SITE:-/tmp/site}
 OUT=${OUT:-benchmarks/reports}
 DATA_DIR=${DATA_DIR:-/tmp/bench-data}
-STAGES=${*:-install test bench}
+SHARDS=${SHARDS:-$([ -d "$WHEELS/bench-shards" ] && echo "$WHEELS/bench-shards")}
+STAGE_SECONDS=${STAGE_SECONDS:-240}
 mkdir -p "$OUT"
 # The project is not pip-installed there: its packages import from the checkout, the wheels from $SITE.
 export PYTHONPATH="$PWD:$SITE${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
@@ -84,21 +89,32 @@ run_bench() {
     check gpu || return
     # shellcheck disable=SC2086
     "$PYTHON" -m benchmarks report --preset gpu --arch ViT-B-32 --num-frames 8 --precision bf16 --pretrained none \
-        --data-dir "$DATA_DIR" --out-dir "$OUT" ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
+        --data-dir "$DATA_DIR" --out-dir "$OUT" ${SHARDS:+--shards "$SHARDS"} ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
 }
 
-status=0
-for stage in $STAGES; do
-    started=$(date +%s)
-    case $stage in
+# `gpu_run.sh --stage NAME`: one stage in this process (what the loop below runs under `timeout`).
+if [ "${1:-}" = --stage ]; then
+    case ${2:-} in
         install) install ;;
         test) run_tests ;;
         bench) run_bench ;;
-        *) echo "unknown stage $stage (install, test, bench)" >&2; false ;;
+        *) echo "unknown stage ${2:-} (install, test, bench)" >&2; exit 2 ;;
     esac
+    exit
+fi
+
+status=0
+for stage in ${*:-install test bench}; do
+    started=$(date +%s)
+    # timeout signals the stage's whole process group: pytest, the deepspeed launcher and its ranks too.
+    timeout --kill-after=15 "$STAGE_SECONDS" bash "$SCRIPT" --stage "$stage"
     result=$?
-    echo "$stage: $([ $result -eq 0 ] && echo ok || echo "failed ($result)") in $(( $(date +%s) - started )) s" |
-        tee -a "$OUT/stages.txt"
+    case $result in
+        0) outcome=ok ;;
+        124|137) outcome="timed out after $STAGE_SECONDS s (STAGE_SECONDS)" ;;
+        *) outcome="failed ($result)" ;;
+    esac
+    echo "$stage: $outcome in $(( $(date +%s) - started )) s" | tee -a "$OUT/stages.txt"
     [ $status -ne 0 ] || status=$result
 done
 exit $status

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 
 import open_clip
 import pytest
@@ -45,10 +46,14 @@ def fake_hub_cache(root, repo_id: str) -> None:
         "model_cfg": model_config, "preprocess_cfg": {"mean": HUB_MEAN, "std": HUB_STD}}))
 
 
-def test_a_hub_name_resolves_from_the_local_cache_with_its_preprocessing(tmp_path):
+def test_a_hub_name_resolves_from_the_local_cache_with_its_preprocessing(tmp_path, monkeypatch):
     fake_hub_cache(tmp_path, "someone/tiny-clip")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     name = resolve_model_name("hf-hub:someone/tiny-clip", cache_dir=str(tmp_path))
     assert name == "someone--tiny-clip" and name in open_clip.list_models()
+    assert not list(scratch.iterdir())  # the config file open_clip registered from is not left behind
     model = build_model(name, "none", num_frames=2)
     assert (model.embed_dim, model.image_size) == (64, (64, 64))
     assert model.image_mean == HUB_MEAN and model.image_std == HUB_STD
