@@ -19,6 +19,7 @@ from rich.console import Console
 
 from actionclip import SIM_HEADERS
 from pipelines.batch import PRECISION_DTYPES
+from shard_tools.encode import ENCODERS
 
 from benchmarks import build, codecs, e2e, lengths, loader, step
 from benchmarks import report as reports
@@ -28,6 +29,7 @@ from benchmarks.settings import PRESET_NAMES, SECTIONS, Settings, resolve, shown
 
 COMMANDS = ("report", *SECTIONS, "data")
 SHARD_SECTIONS = ("loader", "step", "e2e")  # the sections that read the default shards
+SHARD_CODECS = tuple(sorted(ENCODERS))  # what shard_tools build-shards --codec writes
 console = Console(stderr=True)
 
 
@@ -71,7 +73,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--videos-per-class", type=int, help="synthetic videos per class (10 classes)")
     data.add_argument("--video-size", type=int, nargs=2, metavar=("MIN", "MAX"), help="source short side, px")
     data.add_argument("--video-frames", type=int, nargs=2, metavar=("MIN", "MAX"), help="source frames per video")
-    data.add_argument("--shard-codec", choices=("vp9", "h264", "mjpeg"))
+    data.add_argument("--shard-codec", choices=SHARD_CODECS)
     data.add_argument("--shard-gop", type=int)
     data.add_argument("--shard-short-side", type=int)
     data.add_argument("--shard-samples", type=int, help="samples per tar")
@@ -93,7 +95,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                    "e2e-steps", "e2e-warmup", "codec-videos", "codec-batches", "codec-repeats", "length-videos",
                    "length-batches", "build-videos"):
         sizes.add_argument(f"--{option}", type=int)
-    sizes.add_argument("--codecs", nargs="+", choices=("vp9", "h264", "mjpeg"))
+    sizes.add_argument("--codecs", nargs="+", choices=SHARD_CODECS, help="codecs of the codec sweep (default: vp9 h264 mjpeg)")
     sizes.add_argument("--gops", nargs="+", type=int)
     sizes.add_argument("--short-sides", nargs="+", type=int)
     sizes.add_argument("--lengths", nargs="+", type=int, help="frames per video of the video-length sweep")

@@ -69,12 +69,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", action="append",
                         help="build only these splits (repeatable); default: every split in the annotations")
     parser.add_argument("--codec", choices=sorted(ENCODERS), default="vp9",
-                        help="vp9 decodes with DALI on CPU and GPU; h264 needs a GPU to decode in DALI")
+                        help="vp9 decodes with DALI on CPU and GPU; h264 and hevc (smaller at the same quality) "
+                             "need a GPU to decode in DALI")
     parser.add_argument("--short-side", type=int, default=256, help="resize so the short side is this (0: keep)")
     parser.add_argument("--fps-cap", type=float, help="drop frames above this frame rate")
     parser.add_argument("--gop", type=int, default=16,
                         help="fixed closed GOP length in frames (default 16: the loader decodes about T x GOP / 2 frames per clip; see README, Encoding)")
-    parser.add_argument("--crf", type=int, help="quality (vp9 default 32, h264 default 23)")
+    parser.add_argument("--crf", type=int, help="quality (default: vp9 32, h264 23, hevc 28)")
     parser.add_argument("--min-frames", type=int, default=8, help="reject videos with fewer frames")
     parser.add_argument("--max-samples", type=int, default=1000, help="samples per shard at most")
     parser.add_argument("--max-bytes", type=float, default=512e6, help="bytes per shard at most (approximate)")

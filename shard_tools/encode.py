@@ -15,9 +15,10 @@ from shard_tools.sources import VideoRejected, VideoSource, open_frames
 ENCODERS = {
     "vp9": ("libvpx-vp9", "yuv420p"),
     "h264": ("libx264", "yuv420p"),
+    "hevc": ("libx265", "yuv420p"),
     "mjpeg": ("mjpeg", "yuvj420p"),
 }
-DEFAULT_CRF = {"vp9": 32, "h264": 23, "mjpeg": 0}
+DEFAULT_CRF = {"vp9": 32, "h264": 23, "hevc": 28, "mjpeg": 0}
 
 
 def color_range(pix_fmt: str) -> str:
@@ -40,9 +41,12 @@ class EncodeOptions:
         if self.codec == "vp9":
             return {"deadline": "good", "cpu-used": "5", "crf": crf, "b": "0", "auto-alt-ref": "0",
                     "lag-in-frames": "0", "keyint_min": str(self.gop)}
+        # x264 and x265 open no GOP and cut none short here: every GOP holds exactly --gop frames.
+        fixed_gop = f"keyint={self.gop}:min-keyint={self.gop}:scenecut=0:open-gop=0"
         if self.codec == "h264":
-            return {"preset": "veryfast", "crf": crf,
-                    "x264-params": f"keyint={self.gop}:min-keyint={self.gop}:scenecut=0:open-gop=0"}
+            return {"preset": "veryfast", "crf": crf, "x264-params": fixed_gop}
+        if self.codec == "hevc":
+            return {"preset": "veryfast", "crf": crf, "x265-params": f"{fixed_gop}:log-level=error"}
         return {"qmin": "2", "qmax": "4"}
 
     def describe(self) -> dict:
@@ -112,6 +116,9 @@ def reencode(source: VideoSource, options: EncodeOptions, window: tuple[float, f
                                            dst_color_range=color_range(pix_fmt))
                     image.pts = written
                     image.time_base = 1 / out_rate
+                    # A decoded frame keeps its source's picture type, which the encoders would obey (a keyframe
+                    # wherever the source had one; libx265 crashes on such B-frames): the GOP grid is ours.
+                    image.pict_type = av.video.frame.PictureType.NONE
                     output.mux(out_stream.encode(image))
                     written += 1
                 output.mux(out_stream.encode(None))

@@ -22,10 +22,10 @@ SMALL = dict(batch_size=3, num_frames=6, image_size=32, workers=2)
 STEPS = 21  # 3 whole epochs of 7 steps: a run stopped inside an epoch writes no checkpoint
 
 
-@pytest.mark.parametrize("codec", ["vp9", "h264"])
+@pytest.mark.parametrize("codec", ["vp9", "h264", "hevc"])
 def test_nvdec_decodes_sparse_clips_as_whole_videos_and_as_the_cpu_does(tmp_path_factory, codec):
     """NVDEC orders frames by timestamp: the cut streams must give the dense frames there too. Against the
-    CPU decoder (VP9) or the PyAV baseline (H.264, which DALI's CPU decoder cannot read): within
+    CPU decoder (VP9) or the PyAV baseline (H.264, HEVC: DALI's CPU decoder cannot read them): within
     colour-conversion rounding. Outputs are on the device in the asked dtype."""
     folder = ramp_shards(tmp_path_factory.getbasetemp() / "pipelines", codec=codec)
     common = dict(split="val", decode_device="gpu", dtype="bfloat16", **SMALL)

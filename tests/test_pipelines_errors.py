@@ -90,21 +90,22 @@ def test_baseline_names_corrupt_sample_too(shards, tmp_path):
         list(loader)
 
 
-def test_h264_needs_gpu_decoding_and_says_so_at_start(tmp_path_factory):
-    h264 = ramp_shards(tmp_path_factory.getbasetemp() / "pipelines", codec="h264")
-    with pytest.raises(ShardError, match="h264.*only on a GPU.*Re-shard as VP9"):
-        build_loader(h264, "val", split="val", decode_device="cpu", **SMALL)
-    if torch.cuda.is_available():  # auto and gpu pick NVDEC, which decodes H.264
-        batch = next(iter(build_loader(h264, "val", split="val", decode_device="auto", **SMALL)))
+@pytest.mark.parametrize("codec", ["h264", "hevc"])
+def test_nvdec_only_codecs_need_gpu_decoding_and_say_so_at_start(tmp_path_factory, codec):
+    shards = ramp_shards(tmp_path_factory.getbasetemp() / "pipelines", codec=codec)
+    with pytest.raises(ShardError, match=f"{codec}.*only on a GPU.*Re-shard as VP9"):
+        build_loader(shards, "val", split="val", decode_device="cpu", **SMALL)
+    if torch.cuda.is_available():  # auto and gpu pick NVDEC, which decodes H.264 and HEVC
+        batch = next(iter(build_loader(shards, "val", split="val", decode_device="auto", **SMALL)))
         assert batch["video"].is_cuda and batch["video"].shape == (2, 4, 3, 32, 32)
     else:
-        with pytest.raises(ShardError, match="h264.*only on a GPU"):
-            build_loader(h264, "val", split="val", decode_device="auto", **SMALL)
+        with pytest.raises(ShardError, match=f"{codec}.*only on a GPU"):
+            build_loader(shards, "val", split="val", decode_device="auto", **SMALL)
         with pytest.raises(RuntimeError, match="CUDA is not available"):
-            build_loader(h264, "val", split="val", decode_device="gpu", **SMALL)
+            build_loader(shards, "val", split="val", decode_device="gpu", **SMALL)
     # Without a manifest the codec is read from the first video.
-    with pytest.raises(ShardError, match="h264.*only on a GPU"):
-        build_loader(sorted(h264.glob("synth-val-*.tar")), "val", decode_device="cpu", **SMALL)
-    # The PyAV baseline decodes H.264 on the CPU.
-    batch = next(iter(build_loader(h264, "val", split="val", backend="baseline", workers=0, **SMALL)))
+    with pytest.raises(ShardError, match=f"{codec}.*only on a GPU"):
+        build_loader(sorted(shards.glob("synth-val-*.tar")), "val", decode_device="cpu", **SMALL)
+    # The PyAV baseline decodes them on the CPU.
+    batch = next(iter(build_loader(shards, "val", split="val", backend="baseline", workers=0, **SMALL)))
     assert batch["video"].shape == (2, 4, 3, 32, 32)

@@ -1,16 +1,20 @@
 """build-shards / verify / inspect on videos the test makes: real PyAV encodes, real tars, real DALI reads."""
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import webdataset as wds
 
 from shard_tools.cli import main as shard_main
+from shard_tools.encode import EncodeOptions, reencode
 from pipelines.shard_format import decode_info, read_index
+from pipelines.sparse import select_gops
 from media import decoded_frames, tar_samples, write_csv, write_video
 
 CLASSES = ["jump", "run", "walk"]
@@ -152,7 +156,7 @@ def test_dali_reads_index_info_and_decodes_the_stored_frame_count(dataset):
     assert seen == 6
 
 
-@pytest.mark.parametrize("codec", ["mjpeg", "h264"])
+@pytest.mark.parametrize("codec", ["mjpeg", "h264", "hevc"])
 def test_other_codecs_build_and_verify(dataset, tmp_path, codec):
     out = tmp_path / codec
     argv = [a if a != str(dataset["out"]) else str(out) for a in dataset["argv"]]
@@ -160,6 +164,24 @@ def test_other_codecs_build_and_verify(dataset, tmp_path, codec):
     manifest = _manifest(out, "val")
     assert manifest["encode"]["codec"] == codec and manifest["num_samples"] == 2
     assert shard_main(["verify", str(out)]) == 0
+    for sample in tar_samples(next(out.glob("toy-val-*.tar"))).values():
+        with av.open(io.BytesIO(sample["mp4"])) as container:
+            stream = container.streams.video[0]
+            keyframes = [packet.is_keyframe for packet in container.demux(stream) if packet.size]
+        assert stream.codec_context.name == codec
+        # Intra-only MJPEG aside, a keyframe starts every --gop 8 frames and only there (closed GOPs: sparse cuts).
+        assert keyframes == [True] * len(keyframes) if codec == "mjpeg" else [i % 8 == 0 for i in range(len(keyframes))]
+        assert select_gops(sample["mp4"], [len(keyframes) - 1]).sparse
+
+
+@pytest.mark.parametrize("codec", ["vp9", "h264", "hevc"])
+def test_the_gop_grid_is_the_builds_whatever_the_sources_keyframes(tmp_path, codec):
+    """Decoded frames keep their source's picture types; the encoder must not take them as orders."""
+    source = write_video(tmp_path / "gop5.mp4", video_frames=40, gop=5)  # keyframes at 0, 5, 10, ...
+    encoded = reencode(source, EncodeOptions(codec=codec, short_side=48, gop=8))
+    with av.open(io.BytesIO(encoded.data)) as container:
+        keyframes = [packet.is_keyframe for packet in container.demux(video=0) if packet.size]
+    assert encoded.video_frames == 40 and keyframes == [i % 8 == 0 for i in range(40)]
 
 
 def test_verify_passes_clean_shards_and_names_an_overwritten_sample(dataset, tmp_path, capsys):
