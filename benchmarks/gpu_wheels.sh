@@ -10,7 +10,7 @@
 # sdist, writes SHA256SUMS, and packs everything into $WHEELS/part-01 ... part-NN, each under $PART_MIB
 # MiB (a larger wheel is cut into numbered chunks over several parts). Send one part per transfer, then
 # `bash benchmarks/gpu_run.sh install` joins, checks and installs them offline.
-# `shards` builds the synthetic set the gpu preset would generate (320 VP9 videos, about 35 MiB) into
+# `shards` builds the synthetic set the gpu preset would generate (320 VP9 videos, about 36 MiB) into
 # $WHEELS/bench-shards; carried with the last part, it spares the GPU machine a minute of encoding, and
 # `gpu_run.sh bench` reads it when it is there.
 #    WHEELS    output folder (default: wheels)
