@@ -88,8 +88,9 @@ class Settings:
 
     @property
     def decode_device(self) -> str:
-        """Where the DALI loader decodes here: NVDEC when there is a GPU, else the CPU."""
-        return "gpu" if self.device.type == "cuda" else "cpu"
+        """Where the DALI loader decodes: the run config's `data.decode_device`; auto: NVDEC when there is a GPU."""
+        configured = self.run.data.decode_device
+        return configured if configured != "auto" else ("gpu" if self.device.type == "cuda" else "cpu")
 
     def describe(self) -> dict:
         """Every setting; the run's shape under its flag names, and the whole training config as `run`."""

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from benchmarks import codecs, report as reports
 from benchmarks.cli import main as bench_main
@@ -297,6 +298,9 @@ def test_settings_precedence_preset_then_training_config_then_flags(tmp_path):
     assert sections("report", "--preset", "gpu") == ("loader", "step", "e2e")
     assert sections("report", "--preset", "gpu", "--sections", "codecs", "loader") == ("loader", "codecs")
     assert resolve("cpu", None, {}, ["data.sparse_decode=false"]).run.data.sparse_decode is False
+    # The loader rows decode where the run config says; auto: where this machine can.
+    assert resolve("cpu", None, {}).decode_device == ("gpu" if torch.cuda.is_available() else "cpu")
+    assert resolve("cpu", None, {}, ["data.decode_device=gpu"]).decode_device == "gpu"
 
 
 @pytest.mark.parametrize("argv, message", [
