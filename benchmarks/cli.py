@@ -25,10 +25,9 @@ from benchmarks import build, codecs, e2e, lengths, loader, step
 from benchmarks import report as reports
 from benchmarks.data import BenchmarkError, default_shards, default_sources
 from benchmarks.machine import describe_machine, machine_slug
-from benchmarks.settings import PRESET_NAMES, SECTIONS, Settings, resolve, shown_path
+from benchmarks.settings import PRESET_NAMES, SECTIONS, SHARD_SECTIONS, Settings, resolve, shown_path
 
 COMMANDS = ("report", *SECTIONS, "data")
-SHARD_SECTIONS = ("loader", "step", "e2e")  # the sections that read the default shards
 SHARD_CODECS = tuple(sorted(ENCODERS))  # what shard_tools build-shards --codec writes
 console = Console(stderr=True)
 

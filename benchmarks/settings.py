@@ -19,6 +19,7 @@ from benchmarks.machine import REPO_ROOT
 
 PRESET_NAMES = ("auto", "smoke", "cpu", "gpu")
 SECTIONS = ("loader", "step", "e2e", "codecs", "lengths", "build")
+SHARD_SECTIONS = ("loader", "step", "e2e")  # the sections that read the default shards
 # Flags that set a training-config key, and the key; the report lists them by the flag's name.
 RUN_FLAGS = {"seed": "seed", "batch_size": "data.batch_size", "num_frames": "data.num_segments",
              "input_size": "data.input_size", "threads": "data.workers", "prefetch": "data.prefetch",
@@ -124,14 +125,14 @@ PRESETS: dict[str, dict] = {
                   build_videos=3, build_workers=(1,)),
     # A few minutes on a 2-core CPU: Kinetics-like videos, ViT-B/32 at 8 frames, batch 2.
     "cpu": dict(),
-    # The target configuration on one GPU: ViT-B/32, 8 frames, bf16, batch 64, every core feeding it. About
-    # three minutes on an H200 with its data generated: the sweeps (codecs, lengths, build) only when asked for.
-    # The loader rows time 16 batches each (the 320 clips listed as often as that takes).
+    # The target configuration on one GPU: ViT-B/32, 8 frames, bf16, batch 64, every core feeding it. Sized for
+    # one 4-minute stage of gpu_run.sh: the sweeps (codecs, lengths, build) run only when asked for, and the
+    # loader rows time 16 batches each (the 320 clips listed as often as that takes).
     "gpu": dict(videos_per_class=32, shard_samples=64,
                 run={"data.batch_size": 64, "data.workers": min(16, os.cpu_count() or 1)},
                 loader_repeats=3, loader_warmup=3, loader_batches=16, step_warmup=4, step_iters=10, step_repeats=3,
                 e2e_steps=200, e2e_warmup=20, codec_videos=32, codec_batches=8, length_videos=32, build_videos=32,
-                sections=("loader", "step", "e2e")),
+                sections=SHARD_SECTIONS),
 }
 
 def resolve(preset: str, config: Path | None, flags: dict, overrides: Sequence[str] = ()) -> Settings:
