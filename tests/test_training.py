@@ -43,7 +43,11 @@ def test_training_lowers_the_loss_and_writes_checkpoints_logs_and_results(traine
     for path in ("config.yaml", "checkpoints/best.pt", "checkpoints/last.pt", "checkpoints/deepspeed/latest"):
         assert (trained / path).exists(), path
     assert any((trained / "tensorboard").rglob("events.out.tfevents.*"))
-    assert any((trained / "csv").rglob("*.csv"))
+    plotted = {path.stem for path in (trained / "csv").rglob("*.csv")}
+    assert {"train_loss", "val_top1"} <= plotted
+    # Where a row belongs (its epoch, a start, a resume) is in metrics.jsonl, not plotted as a measurement;
+    # the epoch is plotted once, with the training rows.
+    assert not {"val_epoch", "data_epoch", "start_epoch", "start_resumed"} & plotted, plotted
 
 
 def test_multi_view_test_writes_results(trained, shards):

@@ -84,12 +84,14 @@ class RunLog:
         self.monitor, self.is_main = monitor, is_main
         self.started = time.time()
 
-    def record(self, kind: str, step: int, values: dict) -> None:
+    def record(self, kind: str, step: int, values: dict, labels: dict | None = None) -> None:
+        """A `kind` row of measured `values` (plotted by the monitors too) and `labels` that only say where the
+        row belongs (its epoch, whether a run resumed): those go to metrics.jsonl alone."""
         if not self.is_main:
             return
         with open(self.path, "a") as handle:
             handle.write(json.dumps({"kind": kind, "step": step, "time": round(time.time() - self.started, 3),
-                                     **values}) + "\n")
+                                     **(labels or {}), **values}) + "\n")
         if self.monitor is not None and self.monitor.enabled:
             events = [(f"{kind}/{name}", float(value), step) for name, value in values.items()
                       if isinstance(value, (int, float))]

@@ -57,7 +57,7 @@ def train(config: RunConfig, dist: Dist, *, resume: str | None = None, max_steps
         state = _resume(engine, exp_dir, resume, state, dist, ema)
     log = RunLog(exp_dir, engine.monitor, dist.is_main)
     # metrics.jsonl keeps every run in the folder: this row says where one starts and whether it continues one.
-    log.record("start", state["step"], {"epoch": state["epoch"] + 1, "resumed": bool(resume)})
+    log.record("start", state["step"], {}, labels={"epoch": state["epoch"] + 1, "resumed": bool(resume)})
     throughput = Throughput(dist.world_size)
     with watchdog.watching(exp_dir, dist.rank, dist.world_size, config.deepspeed.timeout_minutes), \
             progress_bar(dist.is_main) as progress:
@@ -93,7 +93,7 @@ def train(config: RunConfig, dist: Dist, *, resume: str | None = None, max_steps
 def _validate(model, kind: str, loader, prompts, progress, log: RunLog, state: dict, epoch: int, dist: Dist) -> dict:
     """Score `model` on the val split and log the scores as a `kind` row ("val", or "val_ema" for the EMA)."""
     metrics = evaluate(model, loader, prompts, progress)
-    log.record(kind, state["step"], {"epoch": epoch + 1, **{k: metrics[k] for k in SCORES if k in metrics}})
+    log.record(kind, state["step"], {k: metrics[k] for k in SCORES if k in metrics}, labels={"epoch": epoch + 1})
     if dist.is_main:
         console.print(results_table(f"epoch {epoch + 1} {kind}", metrics))
     return metrics
@@ -105,7 +105,8 @@ def train_epoch(engine, loader, prompts, epoch: int, config: RunConfig, dist: Di
     Mixes clips and targets when solver.mixup / cutmix are on; moves `ema` after every applied optimiser step."""
     solver = config.solver
     loader.set_epoch(epoch)
-    log.record("data", state["step"], {"epoch": epoch + 1, "rank_sample_ranges": _gather(loader.plan.sample_range)})
+    log.record("data", state["step"], {}, labels={"epoch": epoch + 1,
+                                                  "rank_sample_ranges": _gather(loader.plan.sample_range)})
     # One random prompt template per clip, from a generator seeded like the data so a resumed epoch repeats.
     templates = torch.Generator(device=prompts.tokens.device).manual_seed(epoch_seed(config.seed, epoch, dist.rank))
     # Drop path and dropout draw from torch's global generator: seeded like the data, so a resumed epoch repeats them.
