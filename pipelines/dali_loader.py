@@ -89,8 +89,9 @@ class DaliVideoLoader(EpochLoader):
     def _iterator(self) -> DALIGenericIterator:
         self._source = source = ClipSource(self.shards, self.spec, self.plan, self.seed, sparse=self.sparse)
         pipeline = video_pipeline(
-            source, self.spec, decoder=self.decoder,
-            output_type="float16" if self.dtype == torch.float16 else "float32", read_ahead=self.prefetch, batch_size=self.batch_size, num_threads=self.num_threads,
+            source, self.spec, decoder=self.decoder, read_ahead=self.prefetch,
+            output_type="float16" if self.dtype == torch.float16 else "float32",
+            batch_size=self.batch_size, num_threads=self.num_threads,
             device_id=self.device_id, seed=source.seed, prefetch_queue_depth=self.prefetch,
             py_num_workers=self.num_threads, py_start_method=self._start_method(),
             enable_conditionals=self.spec.rand_augment is not None)
