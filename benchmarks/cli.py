@@ -25,7 +25,7 @@ from benchmarks import build, codecs, e2e, lengths, loader, step
 from benchmarks import report as reports
 from benchmarks.data import BenchmarkError, default_shards, default_sources
 from benchmarks.machine import describe_machine, machine_slug
-from benchmarks.settings import PRESET_NAMES, SECTIONS, SHARD_SECTIONS, Settings, resolve, shown_path
+from benchmarks.settings import PRESET_NAMES, PRESETS, SECTIONS, SHARD_SECTIONS, Settings, resolve, shown_path
 
 COMMANDS = ("report", *SECTIONS, "data")
 SHARD_CODECS = tuple(sorted(ENCODERS))  # what shard_tools build-shards --codec writes
@@ -63,7 +63,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--shards", type=Path, help="shard folder/manifest/tar; default: build the synthetic set")
     run.add_argument("--data-dir", type=Path, help="cache of generated videos and shards (default: data/bench)")
     run.add_argument("--out-dir", type=Path, help="report folder (default: benchmarks/reports)")
-    run.add_argument("--name", help="report file name (default: the machine kind, plus the section)")
+    run.add_argument("--name", help="report file name (default: the machine kind, plus the sections when not all the preset's)")
     run.add_argument("--note", help="what changed since the previous run (shown in the history table)")
     run.add_argument("--sections", nargs="+", choices=SECTIONS, help="report: run only these sections (default: all; with the gpu preset: loader step e2e)")
     run.add_argument("--seed", type=int)
@@ -112,6 +112,15 @@ def settings_from(args: argparse.Namespace) -> Settings:
             raise ValueError("--sections goes with the report command")
         sections = tuple(section for section in SECTIONS if section in args.sections)
     return resolve(args.preset, args.config, {**flags, "sections": sections}, args.overrides)
+
+
+def report_name(settings: Settings, machine: dict) -> str:
+    """--name, else the machine kind plus the sections run when they are fewer than the preset's report: a
+    partial run keeps its own file and history, and leaves the machine's whole report as it was."""
+    if settings.name:
+        return settings.name
+    whole = tuple(PRESETS[settings.preset].get("sections", SECTIONS))
+    return machine_slug(machine) + ("" if settings.sections == whole else "-" + "-".join(settings.sections))
 
 
 class Inputs:
@@ -181,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     runners = section_runners(inputs)
     sections = {name: run_section(name, runners[name], settings) for name in settings.sections}
-    name = settings.name or machine_slug(machine) + ("" if args.command == "report" else f"-{args.command}")
+    name = report_name(settings, machine)
     command = ["python -m benchmarks", *(sys.argv[1:] if argv is None else argv)]
     report = reports.assemble(name, settings.note, command, machine, settings.describe(), inputs.data, sections)
     paths = reports.write(report, settings.out_dir)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from benchmarks import codecs, report as reports
-from benchmarks.cli import main as bench_main
+from benchmarks.cli import main as bench_main, parser, report_name, settings_from
 from benchmarks.data import BenchmarkError
 from benchmarks.settings import resolve
 from benchmarks.stats import summarize
@@ -229,6 +229,19 @@ def test_second_run_reuses_cached_data_and_extends_history(smoke):
     assert [entry["note"] for entry in history] == ["first", "one core"]
     text = (smoke["out"] / "smoke.md").read_text()
     assert "| first |" in text and "| one core |" in text
+
+
+@pytest.mark.parametrize(("arguments", "name"), [
+    (["report", "--preset", "cpu"], "cpu-x-2cores"),
+    (["report", "--preset", "cpu", "--sections", "e2e", "loader"], "cpu-x-2cores-loader-e2e"),
+    (["loader", "--preset", "cpu"], "cpu-x-2cores-loader"),
+    (["report", "--preset", "gpu"], "cpu-x-2cores"),
+    (["report", "--preset", "gpu", "--sections", "loader"], "cpu-x-2cores-loader"),
+    (["report", "--preset", "cpu", "--sections", "loader", "--name", "mine"], "mine")])
+def test_a_run_of_fewer_sections_than_the_report_gets_its_own_file(arguments, name):
+    """A loader-only run must not overwrite the machine's whole report (and put its row in that history)."""
+    settings = settings_from(parser().parse_args(arguments))
+    assert report_name(settings, {"gpu": None, "cpu": "X", "cpus_usable": 2}) == name
 
 
 def test_loader_section_names_the_fix_when_the_set_is_too_small(smoke):
