@@ -19,6 +19,7 @@ from rich.console import Console
 
 from actionclip import SIM_HEADERS
 from pipelines.batch import PRECISION_DTYPES
+from pipelines.errors import LoaderSetupError, ShardError
 from shard_tools.encode import ENCODERS
 
 from benchmarks import build, codecs, e2e, lengths, loader, step
@@ -159,7 +160,7 @@ def run_section(name: str, runner: Callable[[Settings], dict], settings: Setting
     started = time.perf_counter()
     try:
         result = runner(settings)
-    except BenchmarkError as error:
+    except (BenchmarkError, ShardError, LoaderSetupError) as error:  # the user's settings, named with the fix
         console.print(f"[red]{name}: {error}")
         result = {"status": "error", "error": str(error)}
     except Exception as error:  # a broken section must not lose the others' results

@@ -12,6 +12,7 @@ _HOMES = {
     "build_loader": "pipelines.factory", "LoaderConfig": "pipelines.loader_config", "open_shards": "pipelines.shards", "ShardSet": "pipelines.shards",
     "ClipConfig": "pipelines.config", "CLIP_MEAN": "pipelines.config", "CLIP_STD": "pipelines.config",
     "ShardError": "pipelines.errors", "CorruptSampleError": "pipelines.errors",
+    "LoaderSetupError": "pipelines.errors",
 }
 __all__ = list(_HOMES)
 

@@ -1,4 +1,5 @@
-"""Errors raised for bad shards, so users see the file, the sample and the fix instead of a C++ trace."""
+"""Errors the user can fix (bad shards, a loader this machine cannot run), each naming the file or setting and
+the fix, so users see one line instead of a C++ or Python trace."""
 from __future__ import annotations
 
 
@@ -8,3 +9,7 @@ class ShardError(ValueError):
 
 class CorruptSampleError(RuntimeError):
     """A sample inside a shard could not be decoded."""
+
+
+class LoaderSetupError(RuntimeError):
+    """The loader as configured cannot run on this machine: GPU decoding without CUDA, DALI not installed."""

@@ -8,7 +8,7 @@ from typing import Any, Sequence, Union
 import torch
 
 from pipelines.config import CLIP_MEAN, CLIP_STD, ClipConfig
-from pipelines.errors import ShardError
+from pipelines.errors import LoaderSetupError, ShardError
 from pipelines.loader_config import DECODE_DEVICES, LoaderConfig
 from pipelines.pyav_decode import probe_codec
 from pipelines.shard_format import GPU_ONLY_CODECS
@@ -67,7 +67,8 @@ def resolve_decoder(decode_device: str, shards: ShardSet) -> str:
         raise ValueError(f"decode_device must be one of {DECODE_DEVICES}, got {decode_device!r}")
     has_cuda = torch.cuda.is_available()
     if decode_device == "gpu" and not has_cuda:
-        raise RuntimeError("decode_device='gpu' but CUDA is not available; use decode_device='cpu' or 'auto'")
+        raise LoaderSetupError("data.decode_device='gpu' but CUDA is not available on this machine; set "
+                               "data.decode_device=cpu or auto")
     if decode_device == "gpu" or (decode_device == "auto" and has_cuda):
         return "mixed"
     codec = shards.codec or probe_codec(shards)
@@ -84,8 +85,8 @@ def _dali_missing(backend: str) -> bool:
         import nvidia.dali  # noqa: F401
     except ImportError as error:
         if backend == "dali":
-            raise ImportError("DALI is not installed: `pip install nvidia-dali-cuda120` (or cuda130), or pass "
-                              "backend='baseline'") from error
+            raise LoaderSetupError("DALI is not installed: `pip install nvidia-dali-cuda120` (or cuda130), or set "
+                                   "data.backend=baseline") from error
         warnings.warn("DALI is not installed; falling back to the PyAV baseline loader", stacklevel=3)
         return True
     return False

@@ -244,6 +244,14 @@ def test_a_run_of_fewer_sections_than_the_report_gets_its_own_file(arguments, na
     assert report_name(settings, {"gpu": None, "cpu": "X", "cpus_usable": 2}) == name
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with CUDA, GPU decoding runs")
+def test_a_setting_this_machine_cannot_run_is_one_line_not_a_traceback(smoke, tmp_path):
+    done = run_cli("loader", "--preset", "smoke", "--data-dir", str(smoke["data"]), "--out-dir", str(tmp_path),
+                   "--set", "data.decode_device=gpu")
+    assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr, done.stderr[-3000:]
+    assert "loader: data.decode_device='gpu' but CUDA is not available" in " ".join(done.stderr.split())  # rich wraps
+
+
 def test_loader_section_names_the_fix_when_the_set_is_too_small(smoke):
     from benchmarks import loader
 

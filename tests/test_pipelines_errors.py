@@ -10,7 +10,7 @@ import pytest
 import torch
 from wds2idx import IndexCreator
 
-from pipelines import CorruptSampleError, ShardError, build_loader, open_shards
+from pipelines import CorruptSampleError, LoaderSetupError, ShardError, build_loader, open_shards
 from pipelines_fixtures import ramp_shards
 
 SMALL = dict(batch_size=2, num_frames=4, image_size=32)
@@ -101,7 +101,7 @@ def test_nvdec_only_codecs_need_gpu_decoding_and_say_so_at_start(tmp_path_factor
     else:
         with pytest.raises(ShardError, match=f"{codec}.*only on a GPU"):
             build_loader(shards, "val", split="val", decode_device="auto", **SMALL)
-        with pytest.raises(RuntimeError, match="CUDA is not available"):
+        with pytest.raises(LoaderSetupError, match="decode_device='gpu' but CUDA is not available"):
             build_loader(shards, "val", split="val", decode_device="gpu", **SMALL)
     # Without a manifest the codec is read from the first video.
     with pytest.raises(ShardError, match=f"{codec}.*only on a GPU"):

@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
+from ecosystem_fixtures import error_line
 from media import write_video
 from training.report_table import val_curve
 from training_fixtures import REPO, launch, records, settings, training_shards
@@ -137,8 +139,6 @@ def test_resume_refuses_a_checkpoint_that_would_run_code(trained, shards, tmp_pa
     """--resume reads DeepSpeed's files with weights_only=True: a planted pickle is named, not run."""
     import shutil
 
-    import torch
-
     exp_dir = tmp_path / "planted"
     shutil.copytree(trained, exp_dir)
     marker = tmp_path / "ran"
@@ -157,6 +157,13 @@ def test_resume_refuses_a_checkpoint_that_would_run_code(trained, shards, tmp_pa
         refused = launch(*entry_point)
         assert refused.returncode == 2 and str(states) in refused.stderr, refused.stderr[-2000:]
     assert not marker.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with CUDA, GPU decoding runs")
+def test_gpu_decoding_on_a_machine_without_cuda_is_one_error_line(shards, tmp_path):
+    result = launch("--config", "configs/demo.yaml", *settings(shards, tmp_path / "exp", **{"data.decode_device": "gpu"}))
+    assert error_line(result) == ("error: data.decode_device='gpu' but CUDA is not available on this machine; set "
+                                  "data.decode_device=cpu or auto")
 
 
 def test_resume_passes_over_a_damaged_or_missing_epoch_and_names_it(trained, shards, tmp_path):
@@ -317,8 +324,6 @@ def test_zero_stages_2_and_3_train_and_export_the_weights_they_scored(shards, tm
     scored = json.loads((exp_dir / "results-test.json").read_text())
     assert scored["top1"] == pytest.approx(records(exp_dir, "val")[-1]["top1"], abs=1e-6)
     assert scored["top5"] == pytest.approx(records(exp_dir, "val")[-1]["top5"], abs=1e-6)
-    import torch
-
     weights = torch.load(exp_dir / "checkpoints" / "best.pt", weights_only=True)["state_dict"]
     assert all(value.numel() > 0 for value in weights.values())  # no ZeRO-3 partition placeholders
     assert all(value.dtype == torch.float32 for value in weights.values() if value.is_floating_point())
