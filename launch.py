@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             from training.predict import predict
 
             predict(config, dist, args.checkpoint, args.labels, args.paths, class_list=args.classes, views=args.views)
-    except (ConfigError, ShardError, CorruptSampleError, LoaderSetupError) as error:  # the user's input, named with its fix
+    except (ConfigError, ShardError, CorruptSampleError, LoaderSetupError) as error:  # the user's to fix
         if args.debug:
             raise
         print(f"error: {error}", file=sys.stderr)

@@ -64,9 +64,11 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--shards", type=Path, help="shard folder/manifest/tar; default: build the synthetic set")
     run.add_argument("--data-dir", type=Path, help="cache of generated videos and shards (default: data/bench)")
     run.add_argument("--out-dir", type=Path, help="report folder (default: benchmarks/reports)")
-    run.add_argument("--name", help="report file name (default: the machine kind, plus the sections when not all the preset's)")
+    run.add_argument("--name", help="report file name (default: the machine kind, plus the sections when not all "
+                                    "the preset's)")
     run.add_argument("--note", help="what changed since the previous run (shown in the history table)")
-    run.add_argument("--sections", nargs="+", choices=SECTIONS, help="report: run only these sections (default: all; with the gpu preset: loader step e2e)")
+    run.add_argument("--sections", nargs="+", choices=SECTIONS,
+                     help="report: run only these sections (default: all; with the gpu preset: loader step e2e)")
     run.add_argument("--seed", type=int)
     run.add_argument("--workers", type=int, help="processes that draw and encode the generated data")
     data = parser.add_argument_group("generated data (when --shards is not given)")
